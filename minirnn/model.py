@@ -1,0 +1,237 @@
+"""The character-level language model: one-hot input, a stack of cells, a dense decoder.
+
+    ids (N, T) --one-hot--> layer 0 --dropout--> layer 1 ... --dropout--> decoder --> logits (T, N, V)
+
+Parameters and their gradients are named views into one flat buffer each
+(``model.params["l0.Wx"]`` and ``model.grads["l0.Wx"]``), so the optimizer,
+clipping, checkpoints and gradient checks are each one loop over the same
+names, and zeroing the gradients is one fill. docs/parameters.md lists every
+name, shape and meaning.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import asdict, dataclass
+
+import numpy
+
+from .backend import Backend, get_backend
+from .cell import Cell, onehot
+from .gru import GRU
+from .init import truncated_normal
+from .layers import (dense_backward, dense_forward, dropout_backward, dropout_forward, dropout_mask,
+                     sequence_cross_entropy, sequence_cross_entropy_backward)
+from .lstm import LSTM
+from .rnn import RNN
+
+CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+
+
+class ConfigError(ValueError):
+    """A model configuration that cannot work; the message is one line."""
+
+
+def make_cell(name: str) -> Cell:
+    """A cell by name ("rnn", "lstm", "gru") or by import path ("package.module:ClassName")."""
+    if name in CELLS:
+        return CELLS[name]()
+    if ":" not in name:
+        raise ConfigError(f"unknown cell {name!r}: use rnn, lstm, gru or an import path module:Class")
+    module_name, _, class_name = name.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot load cell {name!r}: {exc}") from None
+    cell = cls()
+    if not isinstance(cell, Cell):
+        raise ConfigError(f"{name!r} is not a minirnn.cell.Cell subclass")
+    return cell
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int  # V: number of distinct symbols
+    hidden_size: int = 256  # H: units per recurrent layer
+    num_layers: int = 2  # how many cells are stacked
+    cell: str = "lstm"  # rnn | lstm | gru | "module:Class" for your own cell
+    dropout: float = 0.0  # probability of zeroing a layer's output, in training only
+
+    def validate(self):
+        if self.vocab_size < 2:
+            raise ConfigError(f"vocab_size must be at least 2, got {self.vocab_size}")
+        if self.hidden_size < 1 or self.num_layers < 1:
+            raise ConfigError("hidden_size and num_layers must be positive")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        make_cell(self.cell)
+        return self
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def named_views(flat, shapes: dict) -> dict:
+    """Split a flat buffer into named arrays of the given shapes (views, not copies)."""
+    views, start = {}, 0
+    for name, shape in shapes.items():
+        size = int(numpy.prod(shape))
+        views[name] = flat[start:start + size].reshape(shape)
+        start += size
+    return views
+
+
+class CharRNN:
+    """A stack of ``num_layers`` cells and a dense decoder over a vocabulary.
+
+    >>> m = CharRNN(ModelConfig(vocab_size=65), seed=0)
+    >>> m.num_params()
+    871745
+    """
+
+    def __init__(self, config: ModelConfig, backend: Backend | None = None, seed: int = 0):
+        self.config = config.validate()
+        self.backend = backend or get_backend()
+        self.cells = [make_cell(config.cell) for _ in range(config.num_layers)]
+        V, H = config.vocab_size, config.hidden_size
+        self.shapes = {}
+        for layer, cell in enumerate(self.cells):
+            for name, shape in cell.param_shapes(V if layer == 0 else H, H).items():
+                self.shapes[f"l{layer}.{name}"] = tuple(shape)
+        self.shapes["dec.W"] = (H, V)
+        self.shapes["dec.b"] = (V,)
+        size = sum(int(numpy.prod(s)) for s in self.shapes.values())
+        self.flat = self.backend.zeros(size)  # every parameter, one buffer
+        self.grad_flat = self.backend.zeros(size)  # every gradient, same layout
+        self.params = named_views(self.flat, self.shapes)
+        self.grads = named_views(self.grad_flat, self.shapes)
+        self.load_params(self.init_params(seed))
+
+    # -- parameters ---------------------------------------------------------------------------
+    def init_params(self, seed: int) -> dict:
+        """Fresh host (NumPy float64) parameters. The decoder starts as the tutorial's:
+        truncated normal with std 0.1, bias 0.1."""
+        rng = numpy.random.default_rng(seed)
+        V, H = self.config.vocab_size, self.config.hidden_size
+        host = {}
+        for layer, cell in enumerate(self.cells):
+            for name, value in cell.init_params(V if layer == 0 else H, H, rng).items():
+                host[f"l{layer}.{name}"] = value
+        host["dec.W"] = truncated_normal(rng, 0.1, (H, V))
+        host["dec.b"] = numpy.full(V, 0.1)
+        return host
+
+    def load_params(self, host: dict):
+        """Copy named host arrays into the parameter buffer; names and shapes must match."""
+        if set(host) != set(self.shapes):
+            missing, extra = set(self.shapes) - set(host), set(host) - set(self.shapes)
+            raise ConfigError(f"parameter names differ (missing {sorted(missing)}, unexpected {sorted(extra)})")
+        for name, value in host.items():
+            if tuple(value.shape) != self.shapes[name]:
+                raise ConfigError(f"parameter {name} has shape {tuple(value.shape)}, expected {self.shapes[name]}")
+            self.params[name][...] = self.backend.asarray(value)
+
+    def host_params(self) -> dict:
+        return {name: self.backend.to_host(p).copy() for name, p in self.params.items()}
+
+    def num_params(self) -> int:
+        return int(self.flat.size)
+
+    def layer_params(self, layer: int, tree: dict) -> dict:
+        """The views of one layer, without the "l0." prefix: what the cells expect."""
+        prefix = f"l{layer}."
+        return {k[len(prefix):]: v for k, v in tree.items() if k.startswith(prefix)}
+
+    def zero_state(self, N: int):
+        """One tuple of (N, H) zero arrays per layer."""
+        H, be = self.config.hidden_size, self.backend
+        return [cell.zero_state(be.xp, N, H, be.dtype) for cell in self.cells]
+
+    # -- forward and backward ---------------------------------------------------------------------
+    def forward(self, x, state=None, lengths=None, dropout_seed=None):
+        """x (N, T) integer ids -> logits (T, N, V), final state, cache.
+
+        state: per layer, a tuple of (N, H) arrays (zeros if None). lengths: (N,)
+        true lengths for a padded batch (None: all T). dropout is applied only
+        when ``dropout_seed`` is given (training); the seed fixes the masks.
+        """
+        be, xp = self.backend, self.backend.xp
+        N, T = x.shape
+        V, H = self.config.vocab_size, self.config.hidden_size
+        ids = xp.ascontiguousarray(x.T)  # (T, N): time-major, each step one block
+        mask = None
+        if lengths is not None:
+            mask = (xp.arange(T)[:, None] < lengths[None, :]).astype(be.dtype)  # (T, N)
+        state = self.zero_state(N) if state is None else state
+        rate = self.config.dropout if dropout_seed is not None else 0.0
+        inp, layer_caches, final = ids, [], []
+        for layer, cell in enumerate(self.cells):
+            if layer == 0 and not cell.takes_ids:
+                inp = onehot(ids, V, be.dtype)  # (T, N, V) for cells without a row lookup
+            hs, s_final, cache = cell.forward(self.layer_params(layer, self.params), inp, state[layer], mask)
+            drop = None
+            if rate > 0:
+                drop = dropout_mask(be.uniform(dropout_seed * 1000 + layer, hs.shape), rate)
+                hs = dropout_forward(hs, drop)
+            layer_caches.append((cache, drop))
+            final.append(s_final)
+            inp = hs
+        logits, dcache = dense_forward(inp.reshape(T * N, H), self.params["dec.W"], self.params["dec.b"])
+        return logits.reshape(T, N, V), final, (layer_caches, dcache, mask, (T, N))
+
+    def backward(self, dlogits, cache, dstate=None):
+        """dlogits (T, N, V) -> adds every parameter's gradient into ``self.grads``.
+
+        dstate: per layer, the gradient w.r.t. the final state (None: zeros).
+        Returns the gradient w.r.t. the initial state, per layer.
+        """
+        layer_caches, dcache, mask, (T, N) = cache
+        V, H = self.config.vocab_size, self.config.hidden_size
+        dh = dense_backward(dlogits.reshape(T * N, V), dcache, self.params["dec.W"], self.grads, "dec.")
+        dh = dh.reshape(T, N, H)
+        if dstate is None:
+            dstate = self.zero_state(N)
+        dstate0 = [None] * len(self.cells)
+        for layer in reversed(range(len(self.cells))):
+            cache, drop = layer_caches[layer]
+            if drop is not None:
+                dh = dropout_backward(dh, drop)
+            cell = self.cells[layer]
+            dh, dstate0[layer] = cell.backward(self.layer_params(layer, self.params), dh, dstate[layer],
+                                               cache, self.layer_params(layer, self.grads))
+        return dstate0
+
+    def step(self, ids, state):
+        """One time step for generation: ids (N,) -> logits (N, V) and the new state.
+
+        The state carries everything the model has read so far, so priming and
+        sampling feed one character at a time without re-reading the past.
+        """
+        logits, state, _ = self.forward(ids[:, None], state)
+        return logits[0], state
+
+    def loss(self, x, y, state=None, lengths=None, dropout_seed=None):
+        """Forward and the masked mean cross-entropy. Returns loss (0-d), logits, final state, cache."""
+        logits, final, cache = self.forward(x, state, lengths, dropout_seed)
+        T, N, V = logits.shape
+        mask = cache[2]
+        targets = self.backend.xp.ascontiguousarray(y.T).reshape(T * N)
+        loss, lcache = sequence_cross_entropy(logits.reshape(T * N, V), targets,
+                                              None if mask is None else mask.reshape(T * N))
+        return loss, logits, final, (cache, lcache)
+
+    def loss_and_grads(self, x, y, state=None, lengths=None, dropout_seed=None):
+        """One forward and backward pass: zero ``self.grads``, fill them, return loss, logits, final state."""
+        loss, logits, final, (cache, lcache) = self.loss(x, y, state, lengths, dropout_seed)
+        self.grad_flat.fill(0)
+        T, N, V = logits.shape
+        self.backward(sequence_cross_entropy_backward(lcache).reshape(T, N, V), cache)
+        return loss, logits, final
+
+
+def num_params(vocab_size: int, hidden_size: int = 256, num_layers: int = 2, cell: str = "lstm") -> int:
+    """Trainable parameters of a configuration, counted from the shapes alone."""
+    total, D = 0, vocab_size
+    for _ in range(num_layers):
+        total += sum(int(numpy.prod(s)) for s in make_cell(cell).param_shapes(D, hidden_size).values())
+        D = hidden_size
+    return total + hidden_size * vocab_size + vocab_size  # + the decoder
