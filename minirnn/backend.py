@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import warnings
 
 import numpy
 
@@ -120,6 +121,11 @@ class Backend:
             return numpy.asarray(a)
         return self.xp.asnumpy(a)
 
+    def synchronize(self):
+        """Wait for the device to finish queued work (for timing). A no-op on NumPy."""
+        if self.on_device and hasattr(self.xp, "cuda"):
+            self.xp.cuda.get_current_stream().synchronize()
+
     def scalar(self, a) -> float:
         """A 0-d array -> a Python float. On the GPU this is a host sync: use it at the edges only."""
         return float(self.to_host(a))
@@ -159,7 +165,14 @@ def fuse(fn):
             return fn(*args)
         if xp not in fused:
             fused[xp] = xp.fuse(kernel_name=fn.__name__)(fn)
-        return fused[xp](*args)
+        if fused[xp] is fn:
+            return fn(*args)
+        try:
+            return fused[xp](*args)
+        except Exception as exc:  # a CuPy version that cannot fuse this: run it unfused, say so once
+            warnings.warn(f"cupy.fuse could not compile {fn.__name__} ({type(exc).__name__}); running it unfused")
+            fused[xp] = fn
+            return fn(*args)
 
     return call
 

@@ -43,9 +43,8 @@ def project_inputs(x, Wx, b):
     """
     xp = array_module(Wx)
     if x.dtype.kind in "iu":
-        xa = xp.take(Wx, x, axis=0)  # one-hot · Wx = the rows of Wx    (T, N, GH)
-        xa += b
-        return xa
+        # one-hot · Wx + b = the rows of (Wx + b): add b to the V rows, not to all T*N
+        return xp.take(Wx + b, x, axis=0)  # (T, N, GH)
     T, N, D = x.shape
     xa = x.reshape(T * N, D) @ Wx  # (TN, GH)
     xa += b

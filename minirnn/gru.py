@@ -63,13 +63,18 @@ class GRU(Cell):
         return {"Wx": Wx, "Wh": Wh, "b": numpy.zeros(3 * H), "bhn": numpy.zeros(H)}
 
     # -- one step ----------------------------------------------------------------------
-    def step_forward(self, p, x, state):
+    def recur(self, p, ax, state):
+        """The recurrent part of a step, given the input part ax = x_t·Wx + b (N, 3H).
+        Returns the new state and what backward needs: r, z, n and ah_n + bhn."""
         (h_prev,) = state
-        H = h_prev.shape[1]
-        ax = x @ p["Wx"] + p["b"]  # (N, 3H)
         ah = h_prev @ p["Wh"]  # (N, 3H)
+        H = h_prev.shape[1]
         r, z, n, hn, h = gru_pointwise(*_blocks(ax, H), *_blocks(ah, H), p["bhn"], h_prev)
-        return (h,), (x, h_prev, r, z, n, hn)
+        return (h,), (r, z, n, hn)
+
+    def step_forward(self, p, x, state):
+        new, gates = self.recur(p, x @ p["Wx"] + p["b"], state)
+        return new, (x, state[0]) + gates
 
     def step_backward(self, p, dstate, cache, grads):
         (dh,) = dstate
@@ -97,9 +102,8 @@ class GRU(Cell):
         hn_out = S[1:] if mask is None else xp.empty((T, N, H), dtype=h0.dtype)
         steps = []
         for t in range(T):
-            ah = S[t] @ p["Wh"]  # (N, 3H)
-            r, z, n, hn, hn_out[t] = gru_pointwise(*_blocks(xa[t], H), *_blocks(ah, H), p["bhn"], S[t])
-            steps.append((r, z, n, hn))
+            (hn_out[t],), gates = self.recur(p, xa[t], (S[t],))  # one GEMM per step
+            steps.append(gates)
             if mask is not None:
                 m = mask[t][:, None]
                 S[t + 1] = m * hn_out[t] + (1 - m) * S[t]

@@ -63,13 +63,22 @@ class LSTM(Cell):
         return {"Wx": Wx, "Wh": Wh, "b": b}
 
     # -- one step -----------------------------------------------------------------
-    def step_forward(self, p, x, state):
+    def recur(self, p, xa, state):
+        """The recurrent part of a step, given the input part xa = x_t·Wx + b (N, 4H).
+
+        xa is overwritten (it becomes the pre-activation a_t). Returns the new
+        state and what backward needs: the gates, not the pre-activations, since
+        σ' = σ(1 - σ) and tanh' = 1 - tanh² are cheap from them.
+        """
         h_prev, c_prev = state
-        H = h_prev.shape[1]
-        a = x @ p["Wx"] + h_prev @ p["Wh"] + p["b"]  # (N, 4H)
-        i, f, o, g, c, tc, h = lstm_pointwise(*_gates(a, H), c_prev)
-        # Keep the gates (not the pre-activations): σ' and tanh' are cheap from them.
-        return (h, c), (x, h_prev, i, f, o, g, c_prev, tc)
+        a = xa
+        a += h_prev @ p["Wh"]  # (N, 4H): a_t = x_t·Wx + b + h_{t-1}·Wh
+        i, f, o, g, c, tc, h = lstm_pointwise(*_gates(a, h_prev.shape[1]), c_prev)
+        return (h, c), (i, f, o, g, c_prev, tc)
+
+    def step_forward(self, p, x, state):
+        new, gates = self.recur(p, x @ p["Wx"] + p["b"], state)
+        return new, (x, state[0]) + gates
 
     def step_backward(self, p, dstate, cache, grads):
         dh, dc = dstate
@@ -100,10 +109,8 @@ class LSTM(Cell):
         hn = S[1:] if mask is None else xp.empty((T, N, H), dtype=h0.dtype)
         c, steps = c0, []
         for t in range(T):
-            a = S[t] @ p["Wh"]  # (N, 4H), the one GEMM per step
-            a += xa[t]
-            i, f, o, g, c_new, tc, hn[t] = lstm_pointwise(*_gates(a, H), c)
-            steps.append((i, f, o, g, c, tc))
+            (hn[t], c_new), gates = self.recur(p, xa[t], (S[t], c))  # one GEMM per step
+            steps.append(gates)
             if mask is None:
                 c = c_new
             else:  # past a sequence's end, h and c stay as they were

@@ -105,6 +105,8 @@ class CharRNN:
         self.params = named_views(self.flat, self.shapes)
         self.grads = named_views(self.grad_flat, self.shapes)
         self.load_params(self.init_params(seed))
+        self._layer_params = [self.layer_params(k, self.params) for k in range(len(self.cells))]
+        self._layer_grads = [self.layer_params(k, self.grads) for k in range(len(self.cells))]
 
     # -- parameters ---------------------------------------------------------------------------
     def init_params(self, seed: int) -> dict:
@@ -167,7 +169,7 @@ class CharRNN:
         for layer, cell in enumerate(self.cells):
             if layer == 0 and not cell.takes_ids:
                 inp = onehot(ids, V, be.dtype)  # (T, N, V) for cells without a row lookup
-            hs, s_final, cache = cell.forward(self.layer_params(layer, self.params), inp, state[layer], mask)
+            hs, s_final, cache = cell.forward(self._layer_params[layer], inp, state[layer], mask)
             drop = None
             if rate > 0:
                 drop = dropout_mask(be.uniform(dropout_seed * 1000 + layer, hs.shape), rate)
@@ -196,18 +198,32 @@ class CharRNN:
             if drop is not None:
                 dh = dropout_backward(dh, drop)
             cell = self.cells[layer]
-            dh, dstate0[layer] = cell.backward(self.layer_params(layer, self.params), dh, dstate[layer],
-                                               cache, self.layer_params(layer, self.grads))
+            dh, dstate0[layer] = cell.backward(self._layer_params[layer], dh, dstate[layer], cache,
+                                               self._layer_grads[layer])
         return dstate0
 
     def step(self, ids, state):
         """One time step for generation: ids (N,) -> logits (N, V) and the new state.
 
         The state carries everything the model has read so far, so priming and
-        sampling feed one character at a time without re-reading the past.
+        sampling feed one character at a time without re-reading the past. This
+        is the hot loop of sampling, so it skips the sequence machinery: for the
+        built-in cells it adds the input part x·Wx + b (a row lookup for ids)
+        and calls the cell's ``recur``; other cells take ``step_forward``.
         """
-        logits, state, _ = self.forward(ids[:, None], state)
-        return logits[0], state
+        inp, new_state = ids, []
+        for layer, cell in enumerate(self.cells):
+            p = self._layer_params[layer]
+            first = layer == 0
+            if hasattr(cell, "recur"):
+                xa = p["Wx"][inp] + p["b"] if first and cell.takes_ids else inp @ p["Wx"] + p["b"]
+                s, _ = cell.recur(p, xa, state[layer])
+            else:
+                x = onehot(inp, self.config.vocab_size, self.backend.dtype) if first else inp
+                s, _ = cell.step_forward(p, x, state[layer])
+            new_state.append(s)
+            inp = s[0]  # (N, H), the layer's output
+        return inp @ self.params["dec.W"] + self.params["dec.b"], new_state
 
     def loss(self, x, y, state=None, lengths=None, dropout_seed=None):
         """Forward and the masked mean cross-entropy. Returns loss (0-d), logits, final state, cache."""

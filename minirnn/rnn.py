@@ -41,12 +41,19 @@ class RNN(Cell):
         Wx, Wh = gate_kernels(rng, D, H, 1)
         return {"Wx": Wx, "Wh": Wh, "b": numpy.zeros(H)}
 
-    # -- one step: the equations, for reading and for user-facing checks -------
-    def step_forward(self, p, x, state):
+    # -- one step -------------------------------------------------------------------
+    def recur(self, p, xa, state):
+        """The recurrent part of a step, given the input part xa = x_t·Wx + b (N, H).
+        xa is overwritten. Returns the new state and the step's cache (its output h)."""
         (h_prev,) = state
-        a = x @ p["Wx"] + h_prev @ p["Wh"] + p["b"]  # (N, H)
+        a = xa
+        a += h_prev @ p["Wh"]  # (N, H): a_t = x_t·Wx + b + h_{t-1}·Wh
         h = rnn_pointwise(a)  # (N, H)
-        return (h,), (x, h_prev, h)  # the cache keeps the step's inputs and output
+        return (h,), (h,)
+
+    def step_forward(self, p, x, state):
+        new, (h,) = self.recur(p, x @ p["Wx"] + p["b"], state)
+        return new, (x, state[0], h)  # the cache keeps the step's inputs and output
 
     def step_backward(self, p, dstate, cache, grads):
         (dh,) = dstate
@@ -73,9 +80,7 @@ class RNN(Cell):
         S[0] = h0
         hn = S[1:] if mask is None else xp.empty((T, N, H), dtype=h0.dtype)  # new h of each step
         for t in range(T):
-            a = S[t] @ p["Wh"]  # (N, H)
-            a += xa[t]
-            hn[t] = rnn_pointwise(a)
+            (hn[t],), _ = self.recur(p, xa[t], (S[t],))  # one GEMM per step
             if mask is not None:  # past a sequence's end its state stays as it was
                 m = mask[t][:, None]
                 S[t + 1] = m * hn[t] + (1 - m) * S[t]

@@ -150,3 +150,32 @@ def test_generation_step_on_the_strict_device():
         logits, state = model.step(ids, state)
         ids = logits.argmax(axis=-1)
     assert be.to_host(logits).shape == (2, 7)
+
+
+def test_fuse_falls_back_to_the_plain_function_once(monkeypatch):
+    """Where a CuPy version cannot fuse a function, it still runs, unfused, with a warning."""
+    from minirnn.backend import fuse
+
+    class Arr(strict_xp.StrictArray):
+        pass
+
+    class FussyModule(strict_xp.StrictModule):
+        @staticmethod
+        def fuse(kernel_name=None):
+            def compile_(fn):
+                def broken(*args):
+                    raise NotImplementedError("cannot fuse")
+                return broken
+            return compile_
+
+    monkeypatch.setattr(backend_mod, "_DEVICE_ARRAY_TYPES", [(Arr, FussyModule())] + backend_mod._DEVICE_ARRAY_TYPES)
+
+    @fuse
+    def double(a):
+        return 2 * a
+
+    x = Arr(numpy.arange(3.0))
+    with pytest.warns(UserWarning, match="unfused"):
+        y = double(x)
+    numpy.testing.assert_array_equal(y._a, [0.0, 2.0, 4.0])
+    numpy.testing.assert_array_equal(double(x)._a, [0.0, 2.0, 4.0])  # no second warning needed

@@ -93,3 +93,17 @@ def test_bad_configs_are_refused_with_one_line():
         with pytest.raises(ConfigError) as err:
             CharRNN(bad)
         assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_step_by_step_generation_equals_the_sequence_forward(cell):
+    """model.step (the sampling path) carries state exactly as a forward over the whole text."""
+    m = CharRNN(ModelConfig(9, 6, 2, cell), get_backend("numpy", "float64"))
+    x = numpy.random.default_rng(0).integers(0, 9, size=(3, 5))
+    logits, final, _ = m.forward(x)
+    state = m.zero_state(3)
+    for t in range(5):
+        step_logits, state = m.step(x[:, t], state)
+        numpy.testing.assert_allclose(step_logits, logits[t], atol=1e-13)
+    for a, b in zip(sum(map(tuple, state), ()), sum(map(tuple, final), ())):
+        numpy.testing.assert_allclose(a, b, atol=1e-13)

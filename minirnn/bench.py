@@ -1,0 +1,303 @@
+"""Benchmark: minirnn's training step and sampling, side by side with PyTorch in the same run.
+
+    python -m minirnn.bench                  # the tutorial's configuration, LSTM
+    python -m minirnn.bench --cell gru --steps 5
+    python -m minirnn.bench --memory         # also peak memory of training, each side in its own process
+
+Shared machines are noisy, so absolute times drift; what is reported is the
+ratio of the two measured in one run, interleaved step by step so that both
+sides see the same noise. PyTorch is optional (``pip install torch``); without
+it only minirnn's numbers are printed. A training step is forward, backward,
+clipping by global norm and Adam, as in ``python -m minirnn.train``; sampling
+draws one character at a time with batch 1, carrying the state.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy
+
+from .backend import BackendError, get_backend
+from .layers import softmax
+from .model import CharRNN, ConfigError, ModelConfig
+from .optim import Adam, clip_by_global_norm
+
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+def gemm_gflop(cell, N, T, V, H, L) -> float:
+    """GEMM work of one training step, counted as the PyTorch reference counts it: forward
+    2·N·T·(recurrent weights + decoder weights), one-hot input as a GEMM; backward twice that."""
+    g = GATES.get(cell, 4)
+    weights = sum(g * H * ((V if k == 0 else H) + H) for k in range(L)) + H * V
+    return 3 * 2.0 * N * T * weights / 1e9
+
+
+def stats(xs):
+    return min(xs), statistics.median(xs), max(xs)
+
+
+# -- minirnn ----------------------------------------------------------------------------------------
+class MinirnnSide:
+    name = "minirnn"
+
+    def __init__(self, args, data):
+        self.be = get_backend(args.backend, "float32")
+        self.model = CharRNN(ModelConfig(args.vocab_size, args.hidden_size, args.layers, args.cell), self.be,
+                             seed=args.seed)
+        self.opt = Adam(self.model.params, lr=1e-3)
+        self.data = [(self.be.asarray(x), self.be.asarray(y)) for x, y in data]
+        self.clip = args.clip
+
+    def train_step(self, i):
+        x, y = self.data[i % len(self.data)]
+        loss, _, _ = self.model.loss_and_grads(x, y)
+        clip_by_global_norm(self.model.grads, self.clip)
+        self.opt.step(self.model.grads)
+        self.be.synchronize()
+        return loss
+
+    def sample(self, n, seed):
+        """n characters, batch 1: the same loop as minirnn.sample, written plainly here."""
+        be, model = self.be, self.model
+        rng = numpy.random.default_rng(seed)
+        ids = be.asarray(numpy.zeros(1, dtype=numpy.int64))
+        state = model.zero_state(1)
+        out = []
+        for _ in range(n):
+            logits, state = model.step(ids, state)
+            p = be.to_host(softmax(logits[0]))  # one small copy per character: the edge
+            nxt = min(int(numpy.searchsorted(numpy.cumsum(p), rng.random() * p.sum())), len(p) - 1)
+            out.append(nxt)
+            ids = be.asarray(numpy.array([nxt]))
+        return out
+
+
+# -- PyTorch --------------------------------------------------------------------------------------------
+class TorchSide:
+    name = "torch"
+
+    def __init__(self, args, data):
+        import torch
+        import torch.nn.functional as F
+
+        self.torch, self.F = torch, F
+        torch.set_num_threads(args.threads)
+        torch.manual_seed(args.seed)
+        self.device = "cuda" if args.backend == "cupy" and torch.cuda.is_available() else "cpu"
+        V, H, L = args.vocab_size, args.hidden_size, args.layers
+        rnn_cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[args.cell]
+        self.rnn = rnn_cls(V, H, L, batch_first=True).to(self.device)
+        self.dec = torch.nn.Linear(H, V).to(self.device)
+        self.V = V
+        if args.cell in ("lstm", "rnn"):  # as the reference: b_hh duplicates b_ih, so freeze it at 0
+            for name, p in self.rnn.named_parameters():
+                if name.startswith("bias_hh"):
+                    p.requires_grad_(False).zero_()
+        self.params = [p for p in list(self.rnn.parameters()) + list(self.dec.parameters()) if p.requires_grad]
+        self.opt = torch.optim.Adam(self.params, lr=1e-3)
+        self.data = [(torch.as_tensor(x).to(self.device), torch.as_tensor(y).to(self.device)) for x, y in data]
+        self.clip = args.clip
+
+    def forward(self, x, state=None):
+        oh = self.F.one_hot(x, self.V).float()  # as the reference: one-hot in, like minirnn's lookup
+        out, state = self.rnn(oh, state)
+        return self.dec(out), state
+
+    def train_step(self, i):
+        torch = self.torch
+        x, y = self.data[i % len(self.data)]
+        self.opt.zero_grad(set_to_none=True)
+        logits, _ = self.forward(x)
+        loss = self.F.cross_entropy(logits.reshape(-1, self.V), y.reshape(-1))
+        loss.backward()
+        if self.clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.params, self.clip)
+        self.opt.step()
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+        return loss
+
+    def sample(self, n, seed):
+        torch = self.torch
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        tok = torch.zeros((1, 1), dtype=torch.long, device=self.device)
+        state, out = None, []
+        with torch.no_grad():
+            for _ in range(n):
+                logits, state = self.forward(tok, state)
+                nxt = torch.multinomial(torch.softmax(logits[0, -1], dim=-1), 1, generator=gen)
+                out.append(int(nxt))
+                tok = nxt.view(1, 1)
+        return out
+
+
+def torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# -- running -------------------------------------------------------------------------------------------
+def time_training(sides, steps, warmup):
+    """Interleave the sides step by step; return seconds per step for each."""
+    times = {s.name: [] for s in sides}
+    for i in range(warmup + steps):
+        for side in sides:
+            t0 = time.perf_counter()
+            side.train_step(i)
+            if i >= warmup:
+                times[side.name].append(time.perf_counter() - t0)
+    return times
+
+
+def time_sampling(sides, chars, reps, seed):
+    rates = {s.name: [] for s in sides}
+    for side in sides:
+        side.sample(20, seed)  # warm up
+    for _ in range(reps):
+        for side in sides:
+            t0 = time.perf_counter()
+            side.sample(chars, seed)
+            rates[side.name].append(chars / (time.perf_counter() - t0))
+    return rates
+
+
+def memory_child(args) -> dict:
+    """In a fresh process: peak resident memory before and after a few training steps."""
+    import resource
+
+    data = make_data(args)
+    side = (TorchSide if args.memory_child == "torch" else MinirnnSide)(args, data)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for i in range(3):
+        side.train_step(i)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"before_mib": before, "peak_mib": after, "training_mib": after - before}
+
+
+def measure_memory(args, names):
+    out = {}
+    for name in names:
+        cmd = [sys.executable, "-m", "minirnn.bench", "--memory-child", name] + passthrough(args)
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"memory measurement for {name} failed: {proc.stderr.strip().splitlines()[-1:]}")
+        out[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+def passthrough(args):
+    return ["--cell", args.cell, "--batch-size", str(args.batch_size), "--seq-length", str(args.seq_length),
+            "--hidden-size", str(args.hidden_size), "--layers", str(args.layers), "--vocab-size",
+            str(args.vocab_size), "--backend", args.backend, "--threads", str(args.threads), "--seed", str(args.seed)]
+
+
+def make_data(args, n_batches=4):
+    rng = numpy.random.default_rng(args.seed)
+    shape = (args.batch_size, args.seq_length)
+    return [(rng.integers(0, args.vocab_size, shape), rng.integers(0, args.vocab_size, shape))
+            for _ in range(n_batches)]
+
+
+def build_parser():
+    ap = argparse.ArgumentParser(prog="python -m minirnn.bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = ap.add_argument_group("configuration (defaults: the tutorial's)")
+    g.add_argument("--cell", choices=sorted(GATES), default="lstm", help="cell type (default lstm)")
+    g.add_argument("--batch-size", type=int, default=128, help="sequences per batch (default 128)")
+    g.add_argument("--seq-length", type=int, default=50, help="time steps per sequence (default 50)")
+    g.add_argument("--hidden-size", type=int, default=256, help="units per layer (default 256)")
+    g.add_argument("--layers", type=int, default=2, help="stacked layers (default 2)")
+    g.add_argument("--vocab-size", type=int, default=65, help="symbols (default 65, Tiny Shakespeare)")
+    g.add_argument("--clip", type=float, default=5.0, help="global-norm clip (default 5)")
+    g.add_argument("--backend", default="numpy", help="numpy (default) or cupy; PyTorch then runs on CUDA")
+    r = ap.add_argument_group("measurement")
+    r.add_argument("--steps", type=int, default=10, help="timed training steps per side (default 10)")
+    r.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
+    r.add_argument("--sample-chars", type=int, default=2000, help="characters per sampling run; 0 skips")
+    r.add_argument("--sample-reps", type=int, default=3, help="sampling runs per side (default 3)")
+    r.add_argument("--threads", type=int, default=2, help="PyTorch CPU threads (default 2)")
+    r.add_argument("--no-torch", action="store_true", help="time minirnn alone")
+    r.add_argument("--memory", action="store_true", help="also measure peak memory of training")
+    r.add_argument("--json", action="store_true", help="print one JSON line of results at the end")
+    r.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--memory-child", choices=["minirnn", "torch"], help=argparse.SUPPRESS)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    for name in ("batch_size", "seq_length", "hidden_size", "layers", "vocab_size", "steps"):
+        if getattr(args, name) < 1:
+            print(f"bench: error: --{name.replace('_', '-')} must be positive", file=sys.stderr)
+            return 2
+    try:
+        if args.memory_child:
+            print(json.dumps(memory_child(args)))
+            return 0
+        data = make_data(args)
+        sides = [MinirnnSide(args, data)]
+    except (BackendError, ConfigError) as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return 2
+    use_torch = not args.no_torch and torch_available()
+    if use_torch:
+        sides.append(TorchSide(args, data))
+    print(f"minirnn on {sides[0].be}  numpy {numpy.__version__}  python {platform.python_version()} "
+          f"{platform.machine()}" + (f"  torch {sys.modules['torch'].__version__} "
+                                    f"({sides[1].device}, {args.threads} threads)" if use_torch else "  (no torch)"))
+    N, T, V, H, L = args.batch_size, args.seq_length, args.vocab_size, args.hidden_size, args.layers
+    print(f"config: cell={args.cell} vocab={V} hidden={H} layers={L} batch={N} seq={T} float32, "
+          f"Adam, clip {args.clip}; params {sides[0].model.num_params():,}")
+    result = {"config": {k: v for k, v in vars(args).items() if k != "memory_child"}}
+
+    times = time_training(sides, args.steps, args.warmup)
+    gf = gemm_gflop(args.cell, N, T, V, H, L)
+    print(f"\ntraining step ({args.steps} timed after {args.warmup} warm-up, interleaved), seconds:")
+    for name, ts in times.items():
+        lo, med, hi = stats(ts)
+        print(f"  {name:<8} min {lo:.4f}  median {med:.4f}  max {hi:.4f}   {N * T / med:>8,.0f} chars/s  "
+              f"{gf / med:>5.0f} GFLOP/s")
+        result[f"{name}_step_s"] = [lo, med, hi]
+    if use_torch:
+        ratio = statistics.median(times["torch"]) / statistics.median(times["minirnn"])
+        print(f"  ratio: minirnn trains {ratio:.2f}x as fast as torch (median over median)")
+        result["train_speedup_vs_torch"] = ratio
+
+    if args.sample_chars > 0:
+        rates = time_sampling(sides, args.sample_chars, args.sample_reps, args.seed)
+        print(f"\nsampling {args.sample_chars} chars, batch 1, carried state ({args.sample_reps} runs), chars/s:")
+        for name, rs in rates.items():
+            lo, med, hi = stats(rs)
+            print(f"  {name:<8} min {lo:>8,.0f}  median {med:>8,.0f}  max {hi:>8,.0f}")
+            result[f"{name}_sample_chars_per_s"] = [lo, med, hi]
+        if use_torch:
+            ratio = statistics.median(rates["minirnn"]) / statistics.median(rates["torch"])
+            print(f"  ratio: minirnn samples {ratio:.1f}x as fast as torch (torch's default backends)")
+            result["sample_speedup_vs_torch"] = ratio
+
+    if args.memory:
+        mem = measure_memory(args, [s.name for s in sides])
+        print("\npeak resident memory, MiB (each side in a fresh process; 'training' = peak during 3 steps "
+              "minus the peak before them):")
+        for name, m in mem.items():
+            print(f"  {name:<8} training {m['training_mib']:>7.0f}   whole process {m['peak_mib']:>7.0f}")
+        if use_torch:
+            print(f"  ratio: minirnn's training memory is {mem['minirnn']['training_mib'] / max(mem['torch']['training_mib'], 1):.2f}x torch's")
+        result["memory_mib"] = mem
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""The benchmark command runs (tiny sizes here: speed is measured by the command, not in tests)."""
+import subprocess
+import sys
+
+from minirnn.bench import gemm_gflop
+
+
+def test_gemm_count_matches_the_pytorch_reference():
+    # ../shared/bench/torch_reference.py prints "GEMM work ~33.39 GFLOP/step" for the tutorial config.
+    assert round(gemm_gflop("lstm", 128, 50, 65, 256, 2), 2) == 33.39
+
+
+def test_bench_runs_on_a_tiny_configuration():
+    cmd = [sys.executable, "-m", "minirnn.bench", "--no-torch", "--batch-size", "4", "--seq-length", "5",
+           "--hidden-size", "8", "--steps", "2", "--warmup", "1", "--sample-chars", "20", "--sample-reps", "1",
+           "--cell", "gru", "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "training step" in proc.stdout and "sampling 20 chars" in proc.stdout
+    assert '"minirnn_step_s"' in proc.stdout.splitlines()[-1]
+
+
+def test_bench_refuses_bad_sizes_in_one_line():
+    proc = subprocess.run([sys.executable, "-m", "minirnn.bench", "--batch-size", "0"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
