@@ -8,17 +8,22 @@ Start with docs/index.md. The pieces:
     minirnn.layers     dense decoder, softmax cross-entropy, dropout
     minirnn.model      the character-level language model
     minirnn.optim      Adam, SGD, clipping by global norm
+    minirnn.wrappers / bidirectional / gapfill   the tutorial's appendix
+    minirnn.data / train / sample / checkpoint   the char-rnn workflow
     minirnn.gradcheck  finite-difference checks (python -m minirnn.gradcheck)
 """
 from .backend import Backend, BackendError, get_backend
+from .bidirectional import Bidirectional
 from .cell import Cell
 from .gru import GRU
 from .lstm import LSTM
 from .model import CELLS, CharRNN, ModelConfig, make_cell, num_params
 from .optim import SGD, Adam, clip_by_global_norm, global_norm
 from .rnn import RNN
+from .wrappers import DenseDecoderCell, StackedCell
 
 __version__ = "0.1.0"
 
-__all__ = ["Adam", "Backend", "BackendError", "CELLS", "Cell", "CharRNN", "GRU", "LSTM", "ModelConfig", "RNN",
-           "SGD", "clip_by_global_norm", "get_backend", "global_norm", "make_cell", "num_params"]
+__all__ = ["Adam", "Backend", "BackendError", "Bidirectional", "CELLS", "Cell", "CharRNN", "DenseDecoderCell", "GRU",
+           "LSTM", "ModelConfig", "RNN", "SGD", "StackedCell", "clip_by_global_norm", "get_backend", "global_norm",
+           "make_cell", "num_params"]

@@ -21,6 +21,15 @@ A cell is anything that follows :class:`Cell`'s contract:
 From those four, :meth:`Cell.forward` and :meth:`Cell.backward` run a whole
 sequence, with variable lengths, for any cell. The built-in cells override
 them with faster versions that do the same arithmetic (the tests check both).
+
+Also part of the contract, with defaults: ``name`` (a short label, used in the
+gradient check's rows), ``takes_ids`` (False: the model one-hot encodes the
+first layer's input for you) and ``zero_state`` (override it only if a state
+is not (N, H)). A cell keeps no parameters itself, so one object can serve
+several layers, and it must be constructible with no arguments: that is how
+``make_cell("mypkg.cells:MyCell")`` builds it for the model, the training
+command and ``python -m minirnn.gradcheck --cell mypkg.cells:MyCell``.
+docs/appendix.md writes a new cell from scratch and runs it through all of these.
 """
 from __future__ import annotations
 

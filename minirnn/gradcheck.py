@@ -2,8 +2,13 @@
 
 Run it in class:
 
-    python -m minirnn.gradcheck              # every cell, the decoder, the loss, a whole model
+    python -m minirnn.gradcheck              # every cell, the decoder, the loss, a whole model, the appendix
     python -m minirnn.gradcheck --cell lstm  # one cell (also "mypkg.cells:MyCell")
+
+For each cell it checks the cell alone, a two-layer model, the cell in both
+directions of a bidirectional layer, two of them stacked inside a
+DenseDecoderCell, and the bidirectional gap filler (docs/appendix.md): a
+user's own cell gets all of these.
 
 Each row is one array: the largest relative error between the analytic and
 the numerical gradient, and PASS when it is below the tolerance (1e-7). The
@@ -29,8 +34,11 @@ from dataclasses import dataclass
 import numpy
 
 from .backend import Backend, BackendError, get_backend
+from .bidirectional import Bidirectional
+from .gapfill import GapFiller, make_windows
 from .layers import dense_backward, dense_forward, sequence_cross_entropy, sequence_cross_entropy_backward
 from .model import CharRNN, ConfigError, ModelConfig, make_cell
+from .wrappers import DenseDecoderCell, StackedCell
 
 TOLERANCE = 1e-7
 STEP = 1e-4
@@ -75,7 +83,8 @@ def numerical_gradient(f, x, h: float = STEP) -> numpy.ndarray:
             flat[i] = old + k * h
             f_at[k] = f()
         flat[i] = old
-        grad.reshape(-1)[i] = (f_at[-2] - 8 * f_at[-1] + 8 * f_at[1] - f_at[2]) / (12 * h)
+        # Grouped as differences of symmetric pairs: exactly 0 when f does not depend on x[i].
+        grad.reshape(-1)[i] = (8 * (f_at[1] - f_at[-1]) - (f_at[2] - f_at[-2])) / (12 * h)
     return grad
 
 
@@ -84,33 +93,60 @@ def _random(be: Backend, rng, shape, scale=1.0):
     return be.asarray(rng.normal(0.0, scale, size=shape))
 
 
+def _random_params(layer, be: Backend, rng, D: int, H: int) -> dict:
+    """The layer's initial parameters on the backend, nudged: biases leave their special starting values."""
+    p = {k: be.asarray(v) for k, v in layer.init_params(D, H, rng).items()}
+    for v in p.values():
+        v += _random(be, rng, v.shape, 0.1)
+    return p
+
+
+def _leaves(tree) -> list:
+    """The arrays of a state, flattened: a bidirectional layer's state is a tuple of tuples."""
+    return [a for t in tree for a in _leaves(t)] if isinstance(tree, tuple) else [tree]
+
+
+def _like(tree, arrays):
+    """``arrays`` (a flat iterator) put back into the nesting of ``tree``."""
+    return tuple(_like(t, arrays) for t in tree) if isinstance(tree, tuple) else next(arrays)
+
+
+def _check_layer(layer, group: str, be: Backend, p, x, state0, state_labels, mask, rng, tol) -> list[Row]:
+    """Every parameter, x and every initial-state array of a sequence layer (a cell, a wrapper
+    or a Bidirectional), through L = Σ out ⊙ dout + Σ s_T ⊙ ds_T with random dout and ds_T.
+    ``state_labels`` names the flattened initial-state arrays."""
+    out, s_T, cache = layer.forward(p, x, state0, mask)
+    dout = _random(be, rng, out.shape)
+    dstate_T = _like(s_T, iter([_random(be, rng, a.shape) for a in _leaves(s_T)]))
+
+    def loss():
+        out, s_T, _ = layer.forward(p, x, state0, mask)
+        total = (out * dout).sum() + sum((s * ds).sum() for s, ds in zip(_leaves(s_T), _leaves(dstate_T)))
+        return be.scalar(total)
+
+    grads = {k: be.xp.zeros_like(v) for k, v in p.items()}
+    dx, dstate0 = layer.backward(p, dout, dstate_T, cache, grads)
+    arrays = [(k, p[k], grads[k]) for k in p] + [("x", x, dx)]
+    arrays += list(zip(state_labels, _leaves(state0), _leaves(dstate0)))
+    return [Row(group, name, rel_error(be.to_host(g), numerical_gradient(loss, a)), tol) for name, a, g in arrays]
+
+
+def _lengths_mask(be: Backend, T: int, lengths):
+    """(T, N) 0/1: ones for the first lengths[n] steps of sequence n."""
+    return be.asarray((numpy.arange(T)[:, None] < numpy.array(lengths)[None, :]).astype(float))
+
+
 def check_cell(cell_name: str, be: Backend, seed: int = 0, tol: float = TOLERANCE) -> list[Row]:
     """Every parameter and every input (x, and each initial state) of one cell over a short
     sequence with variable lengths, through the cell's sequence forward and backward."""
     cell = make_cell(cell_name)
     rng = numpy.random.default_rng(seed)
     N, T, D, H = 3, 4, 4, 5  # small, but crossing several time steps
-    p = {k: be.asarray(v) for k, v in cell.init_params(D, H, rng).items()}
-    for v in p.values():  # move biases away from their special starting values
-        v += _random(be, rng, v.shape, 0.1)
+    p = _random_params(cell, be, rng, D, H)
     x = _random(be, rng, (T, N, D))
     state0 = tuple(_random(be, rng, (N, H), 0.5) for _ in cell.state_names)
-    mask = be.asarray((numpy.arange(T)[:, None] < numpy.array([T, T - 1, 1])[None, :]).astype(float))
-    dhs = _random(be, rng, (T, N, H))
-    dstate_T = tuple(_random(be, rng, (N, H)) for _ in cell.state_names)
-
-    def loss():
-        hs, s_T, _ = cell.forward(p, x, state0, mask)
-        total = (hs * dhs).sum() + sum((s * ds).sum() for s, ds in zip(s_T, dstate_T))
-        return be.scalar(total)
-
-    grads = {k: be.xp.zeros_like(v) for k, v in p.items()}
-    hs, s_T, cache = cell.forward(p, x, state0, mask)
-    dx, dstate0 = cell.backward(p, dhs, dstate_T, cache, grads)
-    arrays = [(k, p[k], grads[k]) for k in p] + [("x", x, dx)]
-    arrays += [(f"{s}0", s0, ds0) for s, s0, ds0 in zip(cell.state_names, state0, dstate0)]
-    return [Row(cell.name, name, rel_error(be.to_host(g), numerical_gradient(loss, a)), tol)
-            for name, a, g in arrays]
+    mask = _lengths_mask(be, T, [T, T - 1, 1])
+    return _check_layer(cell, cell.name, be, p, x, state0, [f"{s}0" for s in cell.state_names], mask, rng, tol)
 
 
 def check_decoder(be: Backend, seed: int = 0, tol: float = TOLERANCE) -> list[Row]:
@@ -171,7 +207,56 @@ def check_model(cell_name: str, be: Backend, seed: int = 0, tol: float = TOLERAN
     return rows
 
 
-def run(cells, be: Backend, seed: int = 0, tol: float = TOLERANCE, parts=("cell", "decoder", "loss", "model")):
+def check_bidirectional(cell_name: str, be: Backend, seed: int = 0, tol: float = TOLERANCE) -> list[Row]:
+    """A bidirectional layer of the cell over a padded batch (lengths T, T-1, 2): fw.* and bw.*,
+    x, and both directions' initial states (fw.h0, bw.h0, ...)."""
+    rng = numpy.random.default_rng(seed)
+    layer = Bidirectional(make_cell(cell_name), make_cell(cell_name))
+    N, T, D, H = 3, 4, 4, 5
+    p = _random_params(layer, be, rng, D, H)
+    x = _random(be, rng, (T, N, D))
+    state0 = tuple(tuple(_random(be, rng, (N, H), 0.5) for _ in c.state_names) for c in (layer.fw, layer.bw))
+    labels = [f"{d}.{s}0" for d, c in (("fw", layer.fw), ("bw", layer.bw)) for s in c.state_names]
+    mask = _lengths_mask(be, T, [T, T - 1, 2])
+    return _check_layer(layer, f"bidir({layer.fw.name})", be, p, x, state0, labels, mask, rng, tol)
+
+
+def check_wrapper(cell_name: str, be: Backend, seed: int = 0, tol: float = TOLERANCE) -> list[Row]:
+    """DenseDecoderCell(StackedCell([cell, cell]), V) run by the generic Cell.forward/backward over
+    a padded batch: every layer's parameters, dec.W, dec.b, x and the initial states, including
+    the carried output y0, which no step reads (its gradient must be exactly zero)."""
+    rng = numpy.random.default_rng(seed)
+    cell = DenseDecoderCell(StackedCell([make_cell(cell_name), make_cell(cell_name)]), 6)
+    N, T, D, H = 3, 4, 4, 5
+    p = _random_params(cell, be, rng, D, H)
+    x = _random(be, rng, (T, N, D))
+    state0 = tuple(_random(be, rng, s.shape, 0.5) for s in cell.zero_state(numpy, N, H, float))
+    labels = [f"{s}0" for s in cell.state_names]
+    mask = _lengths_mask(be, T, [T, T - 1, 1])
+    return _check_layer(cell, f"wrapper({cell.cell.cells[0].name})", be, p, x, state0, labels, mask, rng, tol)
+
+
+def check_gapfill(cell_name: str, be: Backend, seed: int = 0, tol: float = TOLERANCE) -> list[Row]:
+    """The bidirectional gap filler of minirnn.gapfill: every parameter, through its loss on the gap."""
+    rng = numpy.random.default_rng(seed)
+    V, H, W, gap = 4, 3, 6, 2  # small: the whole model is checked, one parameter at a time
+    model = GapFiller(V, H, True, cell_name, be, seed=seed)
+    text = rng.integers(0, V, size=40)
+    x, y, w = (be.asarray(a) for a in make_windows(text, numpy.array([0, 9, 30]), W, gap, V))
+    model.loss_and_grads(x, y, w)
+    grads = {k: be.to_host(g).copy() for k, g in model.grads.items()}
+
+    def loss():
+        return be.scalar(model.loss_and_grads(x, y, w))
+
+    return [Row(f"gapfill({model.layer.fw.name})", k, rel_error(grads[k], numerical_gradient(loss, p)), tol)
+            for k, p in model.params.items()]
+
+
+PARTS = ("cell", "decoder", "loss", "model", "bidirectional", "wrapper", "gapfill")
+
+
+def run(cells, be: Backend, seed: int = 0, tol: float = TOLERANCE, parts=PARTS):
     """All requested checks, as rows."""
     rows = []
     if "cell" in parts:
@@ -184,6 +269,15 @@ def run(cells, be: Backend, seed: int = 0, tol: float = TOLERANCE, parts=("cell"
     if "model" in parts:
         for c in cells:
             rows += check_model(c, be, seed, tol)
+    if "bidirectional" in parts:
+        for c in cells:
+            rows += check_bidirectional(c, be, seed, tol)
+    if "wrapper" in parts:
+        for c in cells:
+            rows += check_wrapper(c, be, seed, tol)
+    if "gapfill" in parts:
+        for c in cells:
+            rows += check_gapfill(c, be, seed, tol)
     return rows
 
 
