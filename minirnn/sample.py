@@ -1,0 +1,125 @@
+"""Generating text from a trained model: ``python -m minirnn.sample`` and :func:`sample`.
+
+    python -m minirnn.sample --checkpoint runs/20260101-120000
+    python -m minirnn.sample --checkpoint RUN_DIR --prime "ROMEO:" --temperature 0.7 --num-samples 3
+
+As in the tutorial: the prime text is read first, and the state it leaves
+behind is where generation starts; then each drawn character is fed back in,
+one step at a time, carrying the state. Only the checkpoint is needed (it holds
+the vocabulary), not the training text.
+
+How the next character is chosen from the logits z (V,):
+    greedy        the most likely one, argmax z
+    temperature   p = softmax(z / temperature): below 1 sharpens p (more conservative,
+                  more repetitive), above 1 flattens it (more surprising, more errors)
+    top-k         only the k most likely characters keep their probability
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy
+
+from . import checkpoint
+from .backend import BackendError, get_backend
+from .checkpoint import CheckpointError
+from .data import Vocab
+from .model import ConfigError
+from .train import OneLineParser
+
+PRIME_CHUNK = 256  # prime characters read per forward call: long primes need no long caches
+
+
+class SampleError(ValueError):
+    """Sampling options that cannot work; one line."""
+
+
+def load_model(path, backend: str = "numpy"):
+    """A checkpoint (run directory or file) -> (model on ``backend``, vocab, meta)."""
+    meta, arrays = checkpoint.load(path)
+    model = checkpoint.build_model(meta, arrays, get_backend(backend, meta.get("dtype", "float32")))
+    return model, Vocab(meta["vocab"]), meta
+
+
+def pick(logits, rng, temperature=1.0, top_k=None, greedy=False):
+    """Host logits (N, V) -> one id per row (N,), drawn as the module docstring says."""
+    z = numpy.asarray(logits, dtype=numpy.float64)
+    if greedy:
+        return z.argmax(axis=1)
+    z = z / temperature
+    if top_k is not None and top_k < z.shape[1]:
+        kth = numpy.sort(z, axis=1)[:, -top_k, None]  # (N, 1): the k-th largest logit of each row
+        z = numpy.where(z >= kth, z, -numpy.inf)  # the rest can never be drawn
+    p = numpy.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)  # (N, V) softmax
+    # Inverse CDF, as the tutorial's weighted_pick: the first id whose cumulative probability passes u.
+    u = rng.random((z.shape[0], 1))
+    return numpy.minimum((p.cumsum(axis=1) < u).sum(axis=1), z.shape[1] - 1)
+
+
+def sample(model, vocab: Vocab, prime: str = "The ", length: int = 500, temperature: float = 1.0,
+           top_k: int | None = None, greedy: bool = False, seed: int | None = None, num_samples: int = 1):
+    """Generate ``num_samples`` texts at once (one batch row each), each ``prime`` + ``length`` characters.
+
+    Returns a list of str. Raises SampleError for bad options or prime characters
+    missing from the vocabulary (named in the message).
+    """
+    if not prime:
+        raise SampleError("the prime text is empty: give at least one character, e.g. --prime 'The '")
+    unknown = vocab.missing(prime)
+    if unknown:
+        raise SampleError(f"the prime has characters the vocabulary lacks: {''.join(unknown)!r}")
+    if length < 0 or num_samples < 1:
+        raise SampleError("--length must be 0 or more and --num-samples at least 1")
+    if not temperature > 0:
+        raise SampleError(f"--temperature must be above 0, got {temperature} (for the most likely "
+                          "character, use --greedy)")
+    if top_k is not None and top_k < 1:
+        raise SampleError(f"--top-k must be at least 1, got {top_k}")
+    be, N = model.backend, num_samples
+    ids = numpy.tile(vocab.encode(prime), (N, 1))  # (N, P): every row reads the same prime
+    state = None
+    for start in range(0, ids.shape[1], PRIME_CHUNK):
+        logits, state, _ = model.forward(be.asarray(ids[:, start:start + PRIME_CHUNK]), state)
+    last = logits[-1]  # (N, V): the prediction after the prime's last character
+    rng = numpy.random.default_rng(seed)
+    out = numpy.empty((N, length), dtype=numpy.int64)
+    for t in range(length):
+        out[:, t] = pick(be.to_host(last), rng, temperature, top_k, greedy)
+        if t + 1 < length:
+            last, state = model.step(be.asarray(out[:, t]), state)  # feed it back in, carry the state
+    return [prime + vocab.decode(row) for row in out]
+
+
+def main(argv=None) -> int:
+    ap = OneLineParser(prog="python -m minirnn.sample",
+                                 description="Generate text from a checkpoint of python -m minirnn.train. "
+                                             "Every flag is described in docs/flags.md.")
+    ap.add_argument("--checkpoint", required=True, metavar="PATH",
+                    help="a run directory (its newest checkpoint) or a checkpoint file (.json or .npz)")
+    ap.add_argument("--prime", default="The ", help="text to read before generating (default 'The ')")
+    ap.add_argument("--length", type=int, default=500, help="characters to generate after the prime (default 500)")
+    ap.add_argument("--temperature", type=float, default=1.0,
+                    help="divides the logits: lower is more conservative, higher more surprising (default 1.0)")
+    ap.add_argument("--top-k", type=int, default=None, help="draw only from the k most likely characters")
+    ap.add_argument("--greedy", action="store_true", help="always take the most likely character")
+    ap.add_argument("--seed", type=int, default=None, help="seed for the draws (default: different every run)")
+    ap.add_argument("--num-samples", type=int, default=1, help="how many texts to draw, together in one batch")
+    ap.add_argument("--backend", default="numpy", choices=["numpy", "cupy"], help="numpy (default) or cupy")
+    args = ap.parse_args(argv)
+    try:
+        model, vocab, _ = load_model(args.checkpoint, args.backend)
+        texts = sample(model, vocab, args.prime, args.length, args.temperature, args.top_k, args.greedy,
+                       args.seed, args.num_samples)
+    except (SampleError, CheckpointError, BackendError, ConfigError) as exc:
+        print(f"minirnn.sample: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. a checkpoint we may not read
+        print(f"minirnn.sample: error: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
+        return 2
+    print(("\n" + "-" * 40 + "\n").join(texts))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
