@@ -45,19 +45,35 @@ def onehot(ids, D: int, dtype):
 
 
 def project_inputs(x, Wx, b):
-    """x·Wx + b for every time step at once: one GEMM instead of T small ones.
+    """x_t·Wx + b for every time step, with the GEMM hoisted out of the time loop.
 
-    x is (T, N, D) floats, or (T, N) integer ids standing for one-hot rows, in
-    which case x·Wx is just a row lookup of Wx. Returns (T, N, G*H).
+    x is (T, N, D) floats, or (T, N) integer ids standing for one-hot rows.
+    ``xa = project_inputs(x, Wx, b)`` then ``xa[t]`` is x_t·Wx + b, (N, G*H),
+    an array the caller may overwrite (each step's is used once).
+
+    Floats: x·Wx for all T*N rows is one GEMM here, instead of T small ones in
+    the loop; b is added per step, while the block is in cache. Ids: one-hot·Wx
+    is a row lookup of Wx, so ``xa[t]`` gathers N rows of the (V, G*H) table
+    Wx + b (b added to V rows, not to T*N), and nothing of size T*N is made.
     """
-    xp = array_module(Wx)
-    if x.dtype.kind in "iu":
-        # one-hot · Wx + b = the rows of (Wx + b): add b to the V rows, not to all T*N
-        return xp.take(Wx + b, x, axis=0)  # (T, N, GH)
-    T, N, D = x.shape
-    xa = x.reshape(T * N, D) @ Wx  # (TN, GH)
-    xa += b
-    return xa.reshape(T, N, -1)
+    return _ProjectedInputs(x, Wx, b)
+
+
+class _ProjectedInputs:
+    def __init__(self, x, Wx, b):
+        self.ids = x.dtype.kind in "iu"
+        if self.ids:
+            self.x, self.table = x, Wx + b  # (T, N) and (V, GH)
+        else:
+            T, N, D = x.shape
+            self.xw, self.b = (x.reshape(T * N, D) @ Wx).reshape(T, N, -1), b  # (T, N, GH)
+
+    def __getitem__(self, t):
+        if self.ids:
+            return self.table[self.x[t]]  # (N, GH), a new array
+        xa = self.xw[t]
+        xa += self.b
+        return xa
 
 
 def project_inputs_backward(x, Wx, dA, grads, prefix=""):

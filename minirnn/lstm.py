@@ -21,12 +21,13 @@ from .pointwise import sigmoid, tanh
 
 
 @fuse
-def lstm_pointwise(ai, af, ao, ag, c_prev):
-    """Gate pre-activations (N, H) each and c_{t-1} -> i, f, o, g, c_t, tanh(c_t), h_t."""
-    i, f, o, g = sigmoid(ai), sigmoid(af), sigmoid(ao), tanh(ag)
+def lstm_pointwise(i, f, o, ag, c_prev):
+    """Gates i, f, o (already σ'd), the candidate's pre-activation and c_{t-1}, (N, H) each
+    -> g, c_t, tanh(c_t), h_t."""
+    g = tanh(ag)
     c = f * c_prev + i * g
     tc = tanh(c)
-    return i, f, o, g, c, tc, o * tc
+    return g, c, tc, o * tc
 
 
 @fuse
@@ -41,8 +42,13 @@ def lstm_pointwise_backward(dh, dc, i, f, o, g, c_prev, tc):
 
 
 def _gates(a, H):
-    """Split the fused pre-activations (N, 4H) into the four (N, H) gate blocks."""
-    return a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+    """The fused pre-activations (N, 4H) -> i, f, o (N, H) each, and g's pre-activation (N, H).
+
+    The three sigmoid gates are one contiguous block of columns, so σ is one
+    elementwise pass over (N, 3H) rather than three.
+    """
+    ifo = sigmoid(a[:, :3 * H])  # (N, 3H)
+    return ifo[:, :H], ifo[:, H:2 * H], ifo[:, 2 * H:], a[:, 3 * H:]
 
 
 class LSTM(Cell):
@@ -73,7 +79,8 @@ class LSTM(Cell):
         h_prev, c_prev = state
         a = xa
         a += h_prev @ p["Wh"]  # (N, 4H): a_t = x_t·Wx + b + h_{t-1}·Wh
-        i, f, o, g, c, tc, h = lstm_pointwise(*_gates(a, h_prev.shape[1]), c_prev)
+        i, f, o, ag = _gates(a, h_prev.shape[1])
+        g, c, tc, h = lstm_pointwise(i, f, o, ag, c_prev)
         return (h, c), (i, f, o, g, c_prev, tc)
 
     def step_forward(self, p, x, state):

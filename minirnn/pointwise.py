@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import numpy
 
+from .backend import fuse
 
+
+@fuse
 def sigmoid(x):
     return 0.5 * numpy.tanh(0.5 * x) + 0.5
 
