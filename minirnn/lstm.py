@@ -135,7 +135,7 @@ class LSTM(Cell):
         N, H = S.shape[1:]
         dA = xp.empty((T, N, 4 * H), dtype=dhs.dtype)  # dL/da_t, gates side by side
         dh, dc = dstate_T
-        WhT = p["Wh"].T
+        WhT = xp.ascontiguousarray(p["Wh"].T)  # a copy: BLAS runs faster on it than on the transposed view
         for t in reversed(range(T)):
             if mask is None:
                 dh_new, dc_new = dhs[t] + dh, dc
