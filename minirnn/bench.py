@@ -189,16 +189,29 @@ def time_sampling(sides, chars, reps, seed):
     return rates
 
 
-def memory_child(args) -> dict:
-    """In a fresh process: peak resident memory before and after a few training steps."""
+def peak_rss_mib() -> float:
+    """This process's peak resident memory. Linux's VmHWM starts afresh at exec; ru_maxrss
+    does not (a child of a big parent inherits its peak), so it is only the fallback."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     import resource
 
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def memory_child(args) -> dict:
+    """In a fresh process: peak resident memory before and after a few training steps."""
     data = make_data(args)
     side = (TorchSide if args.memory_child == "torch" else MinirnnSide)(args, data)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = peak_rss_mib()
     for i in range(3):
         side.train_step(i)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    after = peak_rss_mib()
     return {"before_mib": before, "peak_mib": after, "training_mib": after - before}
 
 
