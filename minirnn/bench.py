@@ -23,6 +23,7 @@ import time
 
 import numpy
 
+from .cli import OneLineParser
 from .backend import BackendError, get_backend
 from .data import Vocab
 from .model import CharRNN, ConfigError, ModelConfig
@@ -240,7 +241,7 @@ def make_data(args, n_batches=4):
 
 
 def build_parser():
-    ap = argparse.ArgumentParser(prog="python -m minirnn.bench", description=__doc__,
+    ap = OneLineParser(prog="python -m minirnn.bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     g = ap.add_argument_group("configuration (defaults: the tutorial's)")
     g.add_argument("--cell", choices=sorted(GATES), default="lstm", help="cell type (default lstm)")
@@ -269,7 +270,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     for name in ("batch_size", "seq_length", "hidden_size", "layers", "vocab_size", "steps"):
         if getattr(args, name) < 1:
-            print(f"bench: error: --{name.replace('_', '-')} must be positive", file=sys.stderr)
+            print(f"minirnn.bench: error: --{name.replace('_', '-')} must be positive", file=sys.stderr)
             return 2
     try:
         if args.memory_child:
@@ -278,7 +279,7 @@ def main(argv=None) -> int:
         data = make_data(args)
         sides = [MinirnnSide(args, data)]
     except (BackendError, ConfigError) as exc:
-        print(f"bench: error: {exc}", file=sys.stderr)
+        print(f"minirnn.bench: error: {exc}", file=sys.stderr)
         return 2
     use_torch = not args.no_torch and torch_available()
     if use_torch:

@@ -20,21 +20,19 @@ import argparse
 import sys
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy
 
-from .backend import Backend, get_backend
+from .backend import Backend, BackendError, get_backend
 from .bidirectional import Bidirectional
 from .cell import onehot
+from .cli import OneLineParser
+from .data import DataError, load_text
 from .init import truncated_normal
 from .layers import dense_backward, dense_forward, sequence_cross_entropy, sequence_cross_entropy_backward
-from .model import make_cell
+from .model import ConfigError, make_cell
 from .optim import Adam, clip_by_global_norm
 from .wrappers import sub_tree
-
-DEFAULT_DATA = Path(__file__).resolve().parent / "data" / "tinyshakespeare.txt"
-
 
 @dataclass
 class GapConfig:
@@ -49,14 +47,6 @@ class GapConfig:
     eval_windows: int = 2000  # held-out windows for the accuracy
     val_fraction: float = 0.1  # the end of the text held out for evaluation
     seed: int = 0
-
-
-def load_text(path=None) -> str:
-    """The training text: ``path``, or Tiny Shakespeare from the package's data folder."""
-    path = Path(path) if path else DEFAULT_DATA
-    if not path.exists():
-        raise FileNotFoundError(f"no text at {path}: pass one with --data FILE")
-    return path.read_text(encoding="utf-8")
 
 
 def make_windows(ids, starts, window: int, gap: int, mask_id: int):
@@ -227,11 +217,11 @@ def format_results(res: dict) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m minirnn.gapfill",
-                                 description="Fill gaps in text: a bidirectional model against a forward-only one.")
+    ap = OneLineParser(prog="python -m minirnn.gapfill", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Fill gaps in text: a bidirectional model against a forward-only one.")
     d = GapConfig()
     g = ap.add_argument_group("task")
-    g.add_argument("--data", default=None, help=f"text file (default: {DEFAULT_DATA})")
+    g.add_argument("--data", default=None, help="a UTF-8 text file (default: the bundled Tiny Shakespeare)")
     g.add_argument("--window", type=int, default=d.window, help="characters per window, gap included")
     g.add_argument("--gap", type=int, default=d.gap, help="hidden characters in the middle of each window")
     g.add_argument("--eval-windows", type=int, default=d.eval_windows, help="held-out windows for the accuracy")
@@ -250,11 +240,18 @@ def main(argv=None) -> int:
                     args.eval_windows, seed=args.seed)
     if cfg.gap < 1 or cfg.gap > cfg.window - 2:
         ap.error("--gap must be between 1 and window - 2, so that both sides show some text")
+    for name in ("hidden", "steps", "batch", "eval_windows"):
+        if getattr(cfg, name) < 1:
+            ap.error(f"--{name.replace('_', '-')} must be positive")
     try:
         text = load_text(args.data)
-    except FileNotFoundError as exc:
-        ap.error(str(exc))
-    print(format_results(compare(text, cfg, get_backend(args.backend, "float32"))))
+        be = get_backend(args.backend, "float32")
+        make_cell(cfg.cell)
+        results = compare(text, cfg, be)
+    except (DataError, BackendError, ConfigError) as exc:
+        print(f"minirnn.gapfill: error: {exc}", file=sys.stderr)
+        return 2
+    print(format_results(results))
     return 0
 
 

@@ -26,13 +26,13 @@ dhs and ds_T, so that every output and the final state carry gradient.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import dataclass
 
 import numpy
 
+from .cli import OneLineParser
 from .backend import Backend, BackendError, get_backend
 from .bidirectional import Bidirectional
 from .gapfill import GapFiller, make_windows
@@ -289,7 +289,7 @@ def format_table(rows) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m minirnn.gradcheck",
+    ap = OneLineParser(prog="python -m minirnn.gradcheck",
                                  description="Check every backward pass against central differences in float64.")
     ap.add_argument("--cell", default="all",
                     help="rnn, lstm, gru, all (default), or your own cell as module:Class")
@@ -305,7 +305,7 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         rows = run(cells, be, args.seed, args.tol)
     except (BackendError, ConfigError) as exc:
-        print(f"gradcheck: error: {exc}", file=sys.stderr)
+        print(f"minirnn.gradcheck: error: {exc}", file=sys.stderr)
         return 2
     print(format_table(rows))
     failed = [r for r in rows if not r.passed]

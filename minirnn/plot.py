@@ -77,7 +77,7 @@ def plot_run(run_dir, out=None, tutorial=False) -> Path:
 
 
 def main(argv=None) -> int:
-    from .train import OneLineParser  # here, not at the top: train imports this module
+    from .cli import OneLineParser
 
     ap = OneLineParser(prog="python -m minirnn.plot",
                                  description="Draw a run's loss curve (RUN_DIR/loss.png) from its metrics.jsonl, "

@@ -25,7 +25,7 @@ from .backend import BackendError, get_backend
 from .checkpoint import CheckpointError
 from .data import Vocab
 from .model import ConfigError
-from .train import OneLineParser
+from .cli import OneLineParser
 
 PRIME_CHUNK = 256  # prime characters read per forward call: long primes need no long caches
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy
 
 from . import checkpoint
+from .cli import OneLineParser
 from .backend import BackendError, get_backend
 from .checkpoint import CheckpointError
 from .data import Batches, DataError, Vocab, check_length, default_cache_dir, eval_windows, load_text, prepare, split
@@ -352,13 +353,6 @@ def _duration(seconds: float) -> str:
 
 
 # -- the command line -----------------------------------------------------------------------------------------
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad flag gets one line on stderr (and exit status 2) instead of the usage block."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog.split()[-1]}: error: {message} (see --help)\n")
-
-
 def build_parser(suppress_defaults=False) -> argparse.ArgumentParser:
     """The flags, grouped. With ``suppress_defaults`` only the flags the user typed appear in the result."""
     d = TrainConfig()

@@ -211,7 +211,7 @@ def visualize(model: CharRNN, vocab: Vocab, text: str, unit: int | None = None, 
 # -- the command line -----------------------------------------------------------------------------------------
 def main(argv=None) -> int:
     from .sample import SampleError, load_model, sample
-    from .train import OneLineParser
+    from .cli import OneLineParser
 
     ap = OneLineParser(prog="python -m minirnn.visualize",
                        description="Colour a text by one hidden unit's activation and by the model's confidence "

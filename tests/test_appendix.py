@@ -356,3 +356,12 @@ def test_gapfill_command(tmp_path, capsys):
                  "--window", "10", "--gap", "2", "--eval-windows", "20"]) == 0
     out = capsys.readouterr().out
     assert "bidirectional" in out and "forward-only" in out and "commonest char" in out
+
+
+@pytest.mark.parametrize("args", [["--gap", "0"], ["--data", "/no/such/file.txt"], ["--cell", "transformer"],
+                                  ["--steps", "0"], ["--backend", "tpu"], ["--bogus"]])
+def test_gapfill_bad_input_is_one_line(args):
+    proc = subprocess.run([sys.executable, "-m", "minirnn.gapfill", *args], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

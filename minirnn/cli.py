@@ -1,0 +1,11 @@
+"""What every command shares: a parser whose errors are one line, never a usage block."""
+from __future__ import annotations
+
+import argparse
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag gets one line on stderr (and exit status 2) instead of the usage block."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog.split()[-1]}: error: {message} (see --help)\n")
