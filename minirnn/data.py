@@ -8,7 +8,7 @@ Legend: N batch size, T sequence length, L characters of text, V vocabulary size
 The vocabulary is ordered by frequency, most frequent first, as the tutorial's
 TextLoader sorts its counter; ties are broken by code point, so the order
 never depends on set or hash order. Any UTF-8 text works; Tiny Shakespeare
-ships in the package (the ``minirnn/data/`` folder next to this file, which
+ships in the package (the ``minirnn/texts/`` folder next to this file, which
 holds data, not code), so training needs no download.
 
 Every problem with the user's input raises :class:`DataError` with a one-line
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy
 
-BUNDLED = Path(__file__).parent / "data" / "tinyshakespeare.txt"  # 1,115,394 characters, 65 symbols
+BUNDLED = Path(__file__).parent / "texts" / "tinyshakespeare.txt"  # 1,115,394 characters, 65 symbols
 
 
 class DataError(ValueError):
