@@ -25,8 +25,7 @@ Parameters: the forward cell's names prefixed ``fw.``, the backward cell's ``bw.
 from __future__ import annotations
 
 from .backend import array_module
-from .cell import Cell
-from .wrappers import sub_tree
+from .cell import Cell, sub_tree
 
 
 def reverse_index(mask, T: int, N: int, xp):

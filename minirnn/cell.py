@@ -38,6 +38,15 @@ import numpy
 from .backend import array_module
 
 
+def sub_tree(tree: dict, prefix: str) -> dict:
+    """The entries of ``tree`` whose names start with ``prefix``, prefix removed.
+
+    The values are the same array objects, so a cell that does ``grads["Wx"] += ...``
+    on the sub-tree adds into the caller's arrays.
+    """
+    return {k[len(prefix):]: v for k, v in tree.items() if k.startswith(prefix)}
+
+
 def onehot(ids, D: int, dtype):
     """Integer ids (...,) -> one-hot floats (..., D). Only the slow generic path uses it."""
     xp = array_module(ids)

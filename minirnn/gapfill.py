@@ -25,14 +25,13 @@ import numpy
 
 from .backend import Backend, BackendError, get_backend
 from .bidirectional import Bidirectional
-from .cell import onehot
+from .cell import onehot, sub_tree
 from .cli import OneLineParser
 from .data import DataError, load_text
 from .init import truncated_normal
 from .layers import dense_backward, dense_forward, sequence_cross_entropy, sequence_cross_entropy_backward
 from .model import ConfigError, make_cell
 from .optim import Adam, clip_by_global_norm
-from .wrappers import sub_tree
 
 @dataclass
 class GapConfig:

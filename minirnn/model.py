@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy
 
 from .backend import Backend, get_backend
-from .cell import Cell, onehot
+from .cell import Cell, onehot, sub_tree
 from .gru import GRU
 from .init import truncated_normal
 from .layers import (dense_backward, dense_forward, dropout_backward, dropout_forward, dropout_mask,
@@ -140,8 +140,7 @@ class CharRNN:
 
     def layer_params(self, layer: int, tree: dict) -> dict:
         """The views of one layer, without the "l0." prefix: what the cells expect."""
-        prefix = f"l{layer}."
-        return {k[len(prefix):]: v for k, v in tree.items() if k.startswith(prefix)}
+        return sub_tree(tree, f"l{layer}.")
 
     def zero_state(self, N: int):
         """One tuple of (N, H) zero arrays per layer."""

@@ -27,18 +27,9 @@ from __future__ import annotations
 import numpy
 
 from .backend import array_module
-from .cell import Cell, onehot
+from .cell import Cell, onehot, sub_tree
 from .init import truncated_normal
 from .layers import sequence_cross_entropy, sequence_cross_entropy_backward
-
-
-def sub_tree(tree: dict, prefix: str) -> dict:
-    """The entries of ``tree`` whose names start with ``prefix``, prefix removed.
-
-    The values are the same array objects, so a cell that does ``grads["Wx"] += ...``
-    on the sub-tree adds into the caller's arrays.
-    """
-    return {k[len(prefix):]: v for k, v in tree.items() if k.startswith(prefix)}
 
 
 class StackedCell(Cell):
