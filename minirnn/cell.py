@@ -30,6 +30,11 @@ several layers, and it must be constructible with no arguments: that is how
 ``make_cell("mypkg.cells:MyCell")`` builds it for the model, the training
 command and ``python -m minirnn.gradcheck --cell mypkg.cells:MyCell``.
 docs/appendix.md writes a new cell from scratch and runs it through all of these.
+
+Optional: ``recur(p, xa, state) -> (state_new, step_cache)``, the step given
+its input part ``xa = x_t·Wx + b`` already computed. The built-in cells have
+it; ``CharRNN.step`` (sampling) uses it to turn a one-hot input into a row
+lookup, and falls back to ``step_forward`` for cells without it.
 """
 from __future__ import annotations
 
@@ -48,7 +53,7 @@ def sub_tree(tree: dict, prefix: str) -> dict:
 
 
 def onehot(ids, D: int, dtype):
-    """Integer ids (...,) -> one-hot floats (..., D). Only the slow generic path uses it."""
+    """Integer ids (...,) -> one-hot floats (..., D), for cells without a row lookup and for dWx."""
     xp = array_module(ids)
     return (ids[..., None] == xp.arange(D)).astype(dtype)
 
@@ -58,7 +63,8 @@ def project_inputs(x, Wx, b):
 
     x is (T, N, D) floats, or (T, N) integer ids standing for one-hot rows.
     ``xa = project_inputs(x, Wx, b)`` then ``xa[t]`` is x_t·Wx + b, (N, G*H),
-    an array the caller may overwrite (each step's is used once).
+    an array the caller may overwrite. Ask for each t once: for float inputs
+    the bias is added in place when row block t is handed out.
 
     Floats: x·Wx for all T*N rows is one GEMM here, instead of T small ones in
     the loop; b is added per step, while the block is in cache. Ids: one-hot·Wx
