@@ -18,29 +18,16 @@
 # Run it: `python lessons/02_rnn_cell.py` (a few seconds).
 
 # %%
-import os
-import sys
-from pathlib import Path
+from lesson_setup import QUICK, figures  # first: one BLAS thread, plots to files, minirnn importable
 
 import numpy as np
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from minirnn.gradcheck import check_cell, format_table, numerical_gradient, rel_error
+from minirnn.backend import get_backend
+from minirnn.rnn import RNN
 
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-try:
-    import minirnn  # noqa: F401
-except ImportError:  # a checkout without `pip install -e .`: use the package next door
-    sys.path.insert(0, str(HERE.parent))
-from minirnn.gradcheck import check_cell, format_table, numerical_gradient, rel_error  # noqa: E402
-from minirnn.backend import get_backend  # noqa: E402
-from minirnn.rnn import RNN  # noqa: E402
-
-QUICK = os.environ.get("MINIRNN_QUICK") == "1"  # the test sets this: smaller, faster
-FIGURES = Path(os.environ.get("MINIRNN_FIGURES", HERE / "figures")) / "02_rnn_cell"
-FIGURES.mkdir(parents=True, exist_ok=True)
-print(f"figures go to {FIGURES}")
+FIGURES = figures("02_rnn_cell")
 
 # %% [markdown]
 # ## One step forward

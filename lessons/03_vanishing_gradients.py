@@ -19,29 +19,16 @@
 # Run it: `python lessons/03_vanishing_gradients.py` (a few seconds).
 
 # %%
-import os
-import sys
-from pathlib import Path
+from lesson_setup import QUICK, figures  # first: one BLAS thread, plots to files, minirnn importable
 
 import numpy as np
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from minirnn.gradcheck import rel_error
+from minirnn.lstm import LSTM
+from minirnn.rnn import RNN
 
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-try:
-    import minirnn  # noqa: F401
-except ImportError:  # a checkout without `pip install -e .`: use the package next door
-    sys.path.insert(0, str(HERE.parent))
-from minirnn.gradcheck import rel_error  # noqa: E402
-from minirnn.lstm import LSTM  # noqa: E402
-from minirnn.rnn import RNN  # noqa: E402
-
-QUICK = os.environ.get("MINIRNN_QUICK") == "1"
-FIGURES = Path(os.environ.get("MINIRNN_FIGURES", HERE / "figures")) / "03_vanishing_gradients"
-FIGURES.mkdir(parents=True, exist_ok=True)
-print(f"figures go to {FIGURES}")
+FIGURES = figures("03_vanishing_gradients")
 
 T = 40 if QUICK else 100  # time steps; try 300
 N, D, H = 4, 8, 32  # batch, input size, hidden units

@@ -20,29 +20,16 @@
 # Run it: `python lessons/04_lstm_cell.py` (a few seconds).
 
 # %%
-import os
-import sys
-from pathlib import Path
+from lesson_setup import QUICK, figures  # first: one BLAS thread, plots to files, minirnn importable
 
 import numpy as np
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from minirnn.backend import get_backend
+from minirnn.gradcheck import check_cell, format_table, rel_error
+from minirnn.lstm import LSTM, lstm_pointwise_backward
 
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-try:
-    import minirnn  # noqa: F401
-except ImportError:  # a checkout without `pip install -e .`: use the package next door
-    sys.path.insert(0, str(HERE.parent))
-from minirnn.backend import get_backend  # noqa: E402
-from minirnn.gradcheck import check_cell, format_table, rel_error  # noqa: E402
-from minirnn.lstm import LSTM, lstm_pointwise_backward  # noqa: E402
-
-QUICK = os.environ.get("MINIRNN_QUICK") == "1"
-FIGURES = Path(os.environ.get("MINIRNN_FIGURES", HERE / "figures")) / "04_lstm_cell"
-FIGURES.mkdir(parents=True, exist_ok=True)
-print(f"figures go to {FIGURES}")
+FIGURES = figures("04_lstm_cell")
 
 # %% [markdown]
 # ## The gates one by one, against the fused cell

@@ -16,28 +16,15 @@
 # Run it: `python lessons/05_bptt_and_masks.py` (a few seconds).
 
 # %%
-import os
-import sys
-from pathlib import Path
+from lesson_setup import QUICK, figures  # first: one BLAS thread, plots to files, minirnn importable
 
 import numpy as np
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from minirnn import CharRNN, ModelConfig, get_backend
+from minirnn.gradcheck import check_model, format_table, rel_error
 
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-try:
-    import minirnn  # noqa: F401
-except ImportError:  # a checkout without `pip install -e .`: use the package next door
-    sys.path.insert(0, str(HERE.parent))
-from minirnn import CharRNN, ModelConfig, get_backend  # noqa: E402
-from minirnn.gradcheck import check_model, format_table, rel_error  # noqa: E402
-
-QUICK = os.environ.get("MINIRNN_QUICK") == "1"
-FIGURES = Path(os.environ.get("MINIRNN_FIGURES", HERE / "figures")) / "05_bptt_and_masks"
-FIGURES.mkdir(parents=True, exist_ok=True)
-print(f"figures go to {FIGURES}")
+FIGURES = figures("05_bptt_and_masks")
 
 be = get_backend("numpy", "float64")  # float64: we compare numbers to many digits
 

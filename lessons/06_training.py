@@ -17,37 +17,20 @@
 # Run it: `python lessons/06_training.py` (about 15 seconds; `MINIRNN_QUICK=1`: a few).
 
 # %%
-import os
+from lesson_setup import QUICK, figures  # first: one BLAS thread, plots to files, minirnn importable
 
-# These matrices are small: BLAS threads cost more than they save, and on a busy
-# machine they can make a step 50 times slower. One thread per process.
-for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(var, "1")
-
-import sys  # noqa: E402
 import tempfile
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import time
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import matplotlib  # noqa: E402
+import numpy as np
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from minirnn import Adam, CharRNN, ModelConfig, clip_by_global_norm, data, get_backend
+from minirnn.gradcheck import rel_error
+from minirnn.train import TrainConfig, train
 
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-try:
-    import minirnn  # noqa: F401
-except ImportError:  # a checkout without `pip install -e .`: use the package next door
-    sys.path.insert(0, str(HERE.parent))
-from minirnn import Adam, CharRNN, ModelConfig, clip_by_global_norm, data, get_backend  # noqa: E402
-from minirnn.gradcheck import rel_error  # noqa: E402
-from minirnn.train import TrainConfig, train  # noqa: E402
-
-QUICK = os.environ.get("MINIRNN_QUICK") == "1"
-FIGURES = Path(os.environ.get("MINIRNN_FIGURES", HERE / "figures")) / "06_training"
-FIGURES.mkdir(parents=True, exist_ok=True)
-print(f"figures go to {FIGURES}")
+FIGURES = figures("06_training")
 
 STEPS = 40 if QUICK else 300  # training steps per experiment; try 1000
 N, T = 32, 50  # batch, sequence length

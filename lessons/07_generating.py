@@ -21,36 +21,19 @@
 # Run it: `python lessons/07_generating.py` (about 20 seconds).
 
 # %%
-import os
+from lesson_setup import QUICK, figures  # first: one BLAS thread, plots to files, minirnn importable
 
-# Small matrices: BLAS threads cost more than they save (and much more on a busy machine).
-for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(var, "1")
+import shutil
 
-import shutil  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
+import numpy as np
+import matplotlib.pyplot as plt
 
-import numpy as np  # noqa: E402
-import matplotlib  # noqa: E402
+from minirnn import data
+from minirnn.sample import load_model, sample
+from minirnn.train import TrainConfig, train
+from minirnn.visualize import visualize
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-try:
-    import minirnn  # noqa: F401
-except ImportError:  # a checkout without `pip install -e .`: use the package next door
-    sys.path.insert(0, str(HERE.parent))
-from minirnn import data  # noqa: E402
-from minirnn.sample import load_model, sample  # noqa: E402
-from minirnn.train import TrainConfig, train  # noqa: E402
-from minirnn.visualize import visualize  # noqa: E402
-
-QUICK = os.environ.get("MINIRNN_QUICK") == "1"
-FIGURES = Path(os.environ.get("MINIRNN_FIGURES", HERE / "figures")) / "07_generating"
-FIGURES.mkdir(parents=True, exist_ok=True)
-print(f"figures go to {FIGURES}")
+FIGURES = figures("07_generating")
 
 STEPS = 20 if QUICK else 700  # try 3000 (a few minutes) for much better text
 

@@ -19,34 +19,17 @@
 # Run it: `python lessons/10_cell_comparison.py` (about 30 seconds).
 
 # %%
-import os
+from lesson_setup import QUICK, figures  # first: one BLAS thread, plots to files, minirnn importable
 
-# Small matrices: BLAS threads cost more than they save (and much more on a busy machine).
-for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(var, "1")
+import time
 
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import numpy as np
+import matplotlib.pyplot as plt
 
-import numpy as np  # noqa: E402
-import matplotlib  # noqa: E402
+from minirnn import Adam, CharRNN, ModelConfig, clip_by_global_norm, data, get_backend, num_params
+from minirnn.train import evaluate
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-try:
-    import minirnn  # noqa: F401
-except ImportError:  # a checkout without `pip install -e .`: use the package next door
-    sys.path.insert(0, str(HERE.parent))
-from minirnn import Adam, CharRNN, ModelConfig, clip_by_global_norm, data, get_backend, num_params  # noqa: E402
-from minirnn.train import evaluate  # noqa: E402
-
-QUICK = os.environ.get("MINIRNN_QUICK") == "1"
-FIGURES = Path(os.environ.get("MINIRNN_FIGURES", HERE / "figures")) / "10_cell_comparison"
-FIGURES.mkdir(parents=True, exist_ok=True)
-print(f"figures go to {FIGURES}")
+FIGURES = figures("10_cell_comparison")
 
 BUDGET = "params"  # "params": same parameters and steps; "time": same parameters and seconds
 PARAMS = 50_000  # the parameter budget; the tutorial's model has 873,026

@@ -23,34 +23,17 @@
 # Run it: `python lessons/11_regularisation.py` (about 40 seconds).
 
 # %%
-import os
+from lesson_setup import QUICK, figures  # first: one BLAS thread, plots to files, minirnn importable
 
-# Small matrices: BLAS threads cost more than they save (and much more on a busy machine).
-for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(var, "1")
+import time
 
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import numpy as np
+import matplotlib.pyplot as plt
 
-import numpy as np  # noqa: E402
-import matplotlib  # noqa: E402
+from minirnn import Adam, CharRNN, ModelConfig, clip_by_global_norm, data, get_backend
+from minirnn.train import evaluate
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-try:
-    import minirnn  # noqa: F401
-except ImportError:  # a checkout without `pip install -e .`: use the package next door
-    sys.path.insert(0, str(HERE.parent))
-from minirnn import Adam, CharRNN, ModelConfig, clip_by_global_norm, data, get_backend  # noqa: E402
-from minirnn.train import evaluate  # noqa: E402
-
-QUICK = os.environ.get("MINIRNN_QUICK") == "1"
-FIGURES = Path(os.environ.get("MINIRNN_FIGURES", HERE / "figures")) / "11_regularisation"
-FIGURES.mkdir(parents=True, exist_ok=True)
-print(f"figures go to {FIGURES}")
+FIGURES = figures("11_regularisation")
 
 STEPS = 60 if QUICK else 600  # about 100 passes over the small training text
 EVAL_EVERY = 20 if QUICK else 50

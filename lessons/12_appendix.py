@@ -19,37 +19,19 @@
 # Run it: `python lessons/12_appendix.py` (about 20 seconds).
 
 # %%
-import os
+from lesson_setup import QUICK, figures  # first: one BLAS thread, plots to files, minirnn importable
 
-# Small matrices: BLAS threads cost more than they save (and much more on a busy machine).
-for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(var, "1")
+import numpy as np
+import matplotlib.pyplot as plt
 
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
+from minirnn import LSTM, CharRNN, ModelConfig, get_backend
+from minirnn import gapfill
+from minirnn.cell import Cell
+from minirnn.gradcheck import check_cell, format_table, rel_error
+from minirnn.init import gate_kernels
+from minirnn.wrappers import DenseDecoderCell, StackedCell, decoded_lm_backward, decoded_lm_loss
 
-import numpy as np  # noqa: E402
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-try:
-    import minirnn  # noqa: F401
-except ImportError:  # a checkout without `pip install -e .`: use the package next door
-    sys.path.insert(0, str(HERE.parent))
-from minirnn import LSTM, CharRNN, ModelConfig, get_backend  # noqa: E402
-from minirnn import gapfill  # noqa: E402
-from minirnn.cell import Cell  # noqa: E402
-from minirnn.gradcheck import check_cell, format_table, rel_error  # noqa: E402
-from minirnn.init import gate_kernels  # noqa: E402
-from minirnn.wrappers import DenseDecoderCell, StackedCell, decoded_lm_backward, decoded_lm_loss  # noqa: E402
-
-QUICK = os.environ.get("MINIRNN_QUICK") == "1"
-FIGURES = Path(os.environ.get("MINIRNN_FIGURES", HERE / "figures")) / "12_appendix"
-FIGURES.mkdir(parents=True, exist_ok=True)
-print(f"figures go to {FIGURES}")
+FIGURES = figures("12_appendix")
 
 # %% [markdown]
 # ## 1. Your own cell: a leaky RNN
