@@ -253,31 +253,22 @@ def check_gapfill(cell_name: str, be: Backend, seed: int = 0, tol: float = TOLER
             for k, p in model.params.items()]
 
 
-PARTS = ("cell", "decoder", "loss", "model", "bidirectional", "wrapper", "gapfill")
+PARTS = ("cell", "decoder", "loss", "model", "bidirectional", "wrapper", "gapfill")  # in this order
 
 
 def run(cells, be: Backend, seed: int = 0, tol: float = TOLERANCE, parts=PARTS):
-    """All requested checks, as rows."""
+    """All requested checks, as rows: the per-cell checks for each cell, then the decoder and the loss."""
+    per_cell = {"cell": check_cell, "model": check_model, "bidirectional": check_bidirectional,
+                "wrapper": check_wrapper, "gapfill": check_gapfill}
     rows = []
-    if "cell" in parts:
-        for c in cells:
-            rows += check_cell(c, be, seed, tol)
-    if "decoder" in parts:
-        rows += check_decoder(be, seed, tol)
-    if "loss" in parts:
-        rows += check_loss(be, seed, tol)
-    if "model" in parts:
-        for c in cells:
-            rows += check_model(c, be, seed, tol)
-    if "bidirectional" in parts:
-        for c in cells:
-            rows += check_bidirectional(c, be, seed, tol)
-    if "wrapper" in parts:
-        for c in cells:
-            rows += check_wrapper(c, be, seed, tol)
-    if "gapfill" in parts:
-        for c in cells:
-            rows += check_gapfill(c, be, seed, tol)
+    for part in parts:
+        if part in per_cell:
+            for c in cells:
+                rows += per_cell[part](c, be, seed, tol)
+        elif part == "decoder":
+            rows += check_decoder(be, seed, tol)
+        elif part == "loss":
+            rows += check_loss(be, seed, tol)
     return rows
 
 

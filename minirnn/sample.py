@@ -93,8 +93,8 @@ def sample(model, vocab: Vocab, prime: str = "The ", length: int = 500, temperat
 
 def main(argv=None) -> int:
     ap = OneLineParser(prog="python -m minirnn.sample",
-                                 description="Generate text from a checkpoint of python -m minirnn.train. "
-                                             "Every flag is described in docs/flags.md.")
+                       description="Generate text from a checkpoint of python -m minirnn.train. "
+                                   "Every flag is described in docs/flags.md.")
     ap.add_argument("--checkpoint", required=True, metavar="PATH",
                     help="a run directory (its newest checkpoint) or a checkpoint file (.json or .npz)")
     ap.add_argument("--prime", default="The ", help="text to read before generating (default 'The ')")

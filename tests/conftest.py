@@ -3,6 +3,8 @@ backend sees the same numbers (CuPy's numpy_cupy_allclose does the same)."""
 import numpy
 import pytest
 
+from minirnn.train import TrainConfig, train
+
 from minirnn.backend import BackendError, get_backend
 
 from . import strict_xp
@@ -32,3 +34,18 @@ def backend64(request):
 @pytest.fixture
 def rng():
     return numpy.random.default_rng(0)
+
+
+TINY_TEXT = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n" * 10
+
+
+def train_tiny(tmp, **options):
+    """Train a tiny model on TINY_TEXT written into ``tmp``; return (run directory, text file).
+
+    ``options`` override the TrainConfig fields (sizes, steps, ...)."""
+    data = tmp / "text.txt"
+    data.write_text(TINY_TEXT)
+    config = dict(data=str(data), hidden_size=16, batch_size=4, seq_length=8, max_steps=30, print_every=10,
+                  eval_every=0, cache_dir="", quiet=True, out=str(tmp / "run"))
+    train(TrainConfig(**{**config, **options}))
+    return tmp / "run", data

@@ -11,7 +11,8 @@ import pytest
 
 from minirnn.layers import softmax
 from minirnn.sample import load_model
-from minirnn.train import TrainConfig, train
+
+from .conftest import TINY_TEXT, train_tiny
 from minirnn.visualize import VisualizeError, main, to_html, trace, visualize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,17 +70,13 @@ def test_lessons_are_percent_scripts():
 
 
 # -- minirnn.visualize ---------------------------------------------------------------------------------------
-TEXT = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n" * 10
+TEXT = TINY_TEXT
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("visualize")
-    data = tmp / "text.txt"
-    data.write_text(TEXT)
-    train(TrainConfig(data=str(data), hidden_size=12, num_layers=1, batch_size=4, seq_length=8, max_steps=20,
-                      print_every=10, eval_every=0, cache_dir="", quiet=True, out=str(tmp / "run")))
-    return tmp / "run"
+    run, _ = train_tiny(tmp_path_factory.mktemp("visualize"), hidden_size=12, num_layers=1, max_steps=20)
+    return run
 
 
 def test_trace_confidence_is_the_models_probability_of_the_next_character(run_dir):

@@ -9,22 +9,19 @@ import numpy
 import pytest
 
 from minirnn.sample import SampleError, load_model, pick, sample
-from minirnn.train import TrainConfig, train
+
+from .conftest import TINY_TEXT, train_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
-TEXT = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n" * 10
+TEXT = TINY_TEXT
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A tiny model trained for a few steps; the text is deleted afterwards: sampling must not need it."""
-    tmp = tmp_path_factory.mktemp("sample")
-    data = tmp / "text.txt"
-    data.write_text(TEXT)
-    train(TrainConfig(data=str(data), hidden_size=16, batch_size=4, seq_length=8, max_steps=30, print_every=10,
-                      eval_every=0, cache_dir="", quiet=True, out=str(tmp / "run")))
+    run, data = train_tiny(tmp_path_factory.mktemp("sample"))
     data.unlink()
-    return tmp / "run"
+    return run
 
 
 def cli(*args, cwd):
