@@ -28,6 +28,7 @@ from .backend import BackendError, get_backend
 from .data import Vocab
 from .model import CharRNN, ConfigError, ModelConfig
 from .optim import Adam, clip_by_global_norm
+from .parallel import cpu_count
 from .sample import sample
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -52,14 +53,15 @@ class MinirnnSide:
     def __init__(self, args, data):
         self.be = get_backend(args.backend, "float32")
         self.model = CharRNN(ModelConfig(args.vocab_size, args.hidden_size, args.layers, args.cell), self.be,
-                             seed=args.seed)
+                             seed=args.seed, threads=args.threads)
         self.opt = Adam(self.model.params, lr=1e-3)
         self.data = [(self.be.asarray(x), self.be.asarray(y)) for x, y in data]
         self.clip = args.clip
+        self.shards = args.shards or None  # None: the model's own choice, as in training
 
     def train_step(self, i):
         x, y = self.data[i % len(self.data)]
-        loss, _, _ = self.model.loss_and_grads(x, y)
+        loss, _, _ = self.model.loss_and_grads(x, y, shards=self.shards)
         clip_by_global_norm(self.model.grads, self.clip)
         self.opt.step(self.model.grads)
         self.be.synchronize()
@@ -161,20 +163,31 @@ def torch_available() -> bool:
 
 
 # -- running -------------------------------------------------------------------------------------------
-def time_training(sides, steps, warmup):
-    """Interleave the sides step by step; return seconds per step for each.
+def time_training(sides, steps, warmup, block=3):
+    """Interleave the sides in short blocks of steps; return seconds per timed step for each.
 
-    The order flips every round (A B, B A, A B, ...), so each side follows the
-    other as often as itself: a library whose threads spin for a while after
-    its work (OpenMP does) then slows both sides alike.
+    Each side runs a block of ``block`` timed steps, then the other side does;
+    the order flips every round (A B, B A, ...), so slow and fast minutes of a
+    shared machine fall on both sides alike. Each block starts with one untimed
+    step: the threads of a BLAS or OpenMP pool spin for a while after their
+    last task (OpenBLAS's for about a tenth of a second), and a side whose
+    timed step began while the other's threads were still spinning would pay
+    for them. ``warmup`` untimed steps per side come first.
     """
-    times = {s.name: [] for s in sides}
-    for i in range(warmup + steps):
-        for side in (sides if i % 2 == 0 else sides[::-1]):
-            t0 = time.perf_counter()
+    for i in range(warmup):
+        for side in sides:
             side.train_step(i)
-            if i >= warmup:
+    times = {s.name: [] for s in sides}
+    i, rnd = warmup, 0
+    while any(len(t) < steps for t in times.values()):
+        for side in (sides if rnd % 2 == 0 else sides[::-1]):
+            side.train_step(i)  # untimed: lets the other side's threads go quiet
+            for _ in range(min(block, steps - len(times[side.name]))):
+                i += 1
+                t0 = time.perf_counter()
+                side.train_step(i)
                 times[side.name].append(time.perf_counter() - t0)
+        rnd += 1
     return times
 
 
@@ -257,7 +270,10 @@ def build_parser():
     r.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
     r.add_argument("--sample-chars", type=int, default=2000, help="characters per sampling run; 0 skips")
     r.add_argument("--sample-reps", type=int, default=3, help="sampling runs per side (default 3)")
-    r.add_argument("--threads", type=int, default=2, help="PyTorch CPU threads (default 2)")
+    r.add_argument("--shards", type=int, default=0,
+                   help="split minirnn's batch into this many shards, one thread each (default 0: automatic)")
+    r.add_argument("--threads", type=int, default=cpu_count(),
+                   help=f"CPU threads of each side (default: this process's cores, {cpu_count()})")
     r.add_argument("--no-torch", action="store_true", help="time minirnn alone")
     r.add_argument("--memory", action="store_true", help="also measure peak memory of training")
     r.add_argument("--json", action="store_true", help="print one JSON line of results at the end")
@@ -290,11 +306,15 @@ def main(argv=None) -> int:
     N, T, V, H, L = args.batch_size, args.seq_length, args.vocab_size, args.hidden_size, args.layers
     print(f"config: cell={args.cell} vocab={V} hidden={H} layers={L} batch={N} seq={T} float32, "
           f"Adam, clip {args.clip}; params {sides[0].model.num_params():,}")
+    if args.backend == "numpy":
+        shards = args.shards or sides[0].model.default_shards(N)
+        print(f"minirnn: {args.threads} threads; the batch runs as {shards} shard(s) of about {N // shards} rows"
+              + (", one BLAS thread each (minirnn/parallel.py)" if shards > 1 else ""))
     result = {"config": {k: v for k, v in vars(args).items() if k != "memory_child"}}
 
     times = time_training(sides, args.steps, args.warmup)
     gf = gemm_gflop(args.cell, N, T, V, H, L)
-    print(f"\ntraining step ({args.steps} timed after {args.warmup} warm-up, interleaved), seconds:")
+    print(f"\ntraining step ({args.steps} timed after {args.warmup} warm-up, interleaved in blocks of 3), seconds:")
     for name, ts in times.items():
         lo, med, hi = stats(ts)
         print(f"  {name:<8} min {lo:.4f}  median {med:.4f}  max {hi:.4f}   {N * T / med:>8,.0f} chars/s  "

@@ -123,6 +123,10 @@ class Cell:
     # True if forward() also takes (T, N) integer ids for one-hot inputs (the
     # built-in cells do, as a row lookup); otherwise the model one-hot encodes.
     takes_ids = False
+    # On the CPU a batch is split into shards of at least this many rows, one
+    # per core (parallel.py); 0: never split. Splitting pays when a step's
+    # elementwise work is large next to its matrix multiply.
+    shard_rows = 32
 
     # -- the contract ------------------------------------------------------------
     def param_shapes(self, D: int, H: int) -> dict[str, tuple[int, ...]]:

@@ -37,11 +37,13 @@ def softmax(logits):
     return xp.exp(log_softmax(logits))
 
 
-def sequence_cross_entropy(logits, targets, weights=None):
+def sequence_cross_entropy(logits, targets, weights=None, count=None):
     """The tutorial's ``sequence_loss``: mean of -log p(target) over the positions kept.
 
     Inputs: logits (M, V); targets (M,) integer ids; weights (M,) of 0/1 (the
     mask; None keeps every position). The loss is Σ w·(-log p[y]) / Σ w.
+    count replaces Σ w when these rows are one shard of a bigger batch: then
+    it is the whole batch's Σ w, and the shards' losses add up to the batch's.
     Returns: the loss as a 0-d array (no host sync), and a cache.
     """
     xp = array_module(logits)
@@ -49,10 +51,11 @@ def sequence_cross_entropy(logits, targets, weights=None):
     logp = log_softmax(logits)  # (M, V)
     nll = -logp[xp.arange(M), targets]  # (M,)
     if weights is None:
-        count = M
-        loss = nll.mean()
+        count = M if count is None else count
+        loss = nll.sum() / count
     else:
-        count = xp.maximum(weights.sum(), 1)  # a 0-d array; an all-padding batch gives 0, not NaN
+        if count is None:
+            count = xp.maximum(weights.sum(), 1)  # a 0-d array; an all-padding batch gives 0, not NaN
         loss = (weights * nll).sum() / count
     return loss, (logp, targets, weights, count)
 

@@ -76,9 +76,13 @@ class LSTM(Cell):
         state and what backward needs: the gates, not the pre-activations, since
         σ' = σ(1 - σ) and tanh' = 1 - tanh² are cheap from them.
         """
-        h_prev, c_prev = state
         a = xa
-        a += h_prev @ p["Wh"]  # (N, 4H): a_t = x_t·Wx + b + h_{t-1}·Wh
+        a += state[0] @ p["Wh"]  # (N, 4H): a_t = x_t·Wx + b + h_{t-1}·Wh
+        return self.activate(a, state)
+
+    def activate(self, a, state):
+        """The rest of a step, from the whole pre-activation a_t (N, 4H): returns what recur does."""
+        h_prev, c_prev = state
         i, f, o, ag = _gates(a, h_prev.shape[1])
         g, c, tc, h = lstm_pointwise(i, f, o, ag, c_prev)
         return (h, c), (i, f, o, g, c_prev, tc)

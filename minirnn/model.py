@@ -22,6 +22,7 @@ from .init import truncated_normal
 from .layers import (dense_backward, dense_forward, dropout_backward, dropout_forward, dropout_mask,
                      sequence_cross_entropy, sequence_cross_entropy_backward)
 from .lstm import LSTM
+from .parallel import can_shard, cpu_count, run_shards, shard_count, split_rows
 from .rnn import RNN
 
 CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
@@ -88,9 +89,14 @@ class CharRNN:
     871745
     """
 
-    def __init__(self, config: ModelConfig, backend: Backend | None = None, seed: int = 0):
+    def __init__(self, config: ModelConfig, backend: Backend | None = None, seed: int = 0,
+                 threads: int | None = None):
         self.config = config.validate()
         self.backend = backend or get_backend()
+        # CPU threads for a training step: the batch is split into one shard per thread (parallel.py).
+        # On a GPU one stream does the whole batch. None: one per core.
+        self.threads = (threads or cpu_count()) if self.backend.name == "numpy" else 1
+        self._shard_grads = []  # extra gradient buffers, one per shard after the first
         self.cells = [make_cell(config.cell) for _ in range(config.num_layers)]
         V, H = config.vocab_size, config.hidden_size
         self.shapes = {}
@@ -107,6 +113,7 @@ class CharRNN:
         self.load_params(self.init_params(seed))
         self._layer_params = [self.layer_params(k, self.params) for k in range(len(self.cells))]
         self._layer_grads = [self.layer_params(k, self.grads) for k in range(len(self.cells))]
+        self._stacked = [self.stacked_weights(k) for k in range(len(self.cells))]
 
     # -- parameters ---------------------------------------------------------------------------
     def init_params(self, seed: int) -> dict:
@@ -142,6 +149,23 @@ class CharRNN:
         """The views of one layer, without the "l0." prefix: what the cells expect."""
         return sub_tree(tree, f"l{layer}.")
 
+    def stacked_weights(self, layer: int):
+        """[Wx; Wh] of a layer as one (D + H, G·H) view of the buffer, or None.
+
+        Wx and Wh lie one after the other in the buffer, so stacked they are one
+        matrix, and x·Wx + h·Wh = [x, h]·[Wx; Wh] is one matrix product instead
+        of two: what sampling's one-row steps want (see :meth:`step`).
+        """
+        names = list(self.shapes)
+        wx, wh = f"l{layer}.Wx", f"l{layer}.Wh"
+        if wx not in self.shapes or wh not in self.shapes or names.index(wh) != names.index(wx) + 1:
+            return None
+        (D, G), (H, G2) = self.shapes[wx], self.shapes[wh]
+        if G != G2:
+            return None
+        start = sum(int(numpy.prod(self.shapes[n])) for n in names[:names.index(wx)])
+        return self.flat[start:start + (D + H) * G].reshape(D + H, G)
+
     def zero_state(self, N: int):
         """One tuple of (N, H) zero arrays per layer."""
         H, be = self.config.hidden_size, self.backend
@@ -155,6 +179,18 @@ class CharRNN:
         true lengths for a padded batch (None: all T). dropout is applied only
         when ``dropout_seed`` is given (training); the seed fixes the masks.
         """
+        N, T = x.shape
+        return self._forward(x, state, lengths, self.dropout_masks(dropout_seed, T, N))
+
+    def dropout_masks(self, seed, T: int, N: int) -> list:
+        """Per layer, the (T, N, H) inverted-dropout mask of a training step; None entries: no dropout."""
+        rate, be = self.config.dropout, self.backend
+        if seed is None or rate == 0:
+            return [None] * len(self.cells)
+        shape = (T, N, self.config.hidden_size)
+        return [dropout_mask(be.uniform(seed * 1000 + layer, shape), rate) for layer in range(len(self.cells))]
+
+    def _forward(self, x, state, lengths, drops):
         be, xp = self.backend, self.backend.xp
         N, T = x.shape
         V, H = self.config.vocab_size, self.config.hidden_size
@@ -163,15 +199,13 @@ class CharRNN:
         if lengths is not None:
             mask = (xp.arange(T)[:, None] < lengths[None, :]).astype(be.dtype)  # (T, N)
         state = self.zero_state(N) if state is None else state
-        rate = self.config.dropout if dropout_seed is not None else 0.0
         inp, layer_caches, final = ids, [], []
         for layer, cell in enumerate(self.cells):
             if layer == 0 and not cell.takes_ids:
                 inp = onehot(ids, V, be.dtype)  # (T, N, V) for cells without a row lookup
             hs, s_final, cache = cell.forward(self._layer_params[layer], inp, state[layer], mask)
-            drop = None
-            if rate > 0:
-                drop = dropout_mask(be.uniform(dropout_seed * 1000 + layer, hs.shape), rate)
+            drop = drops[layer]
+            if drop is not None:
                 hs = dropout_forward(hs, drop)
             layer_caches.append((cache, drop))
             final.append(s_final)
@@ -179,15 +213,19 @@ class CharRNN:
         logits, dcache = dense_forward(inp.reshape(T * N, H), self.params["dec.W"], self.params["dec.b"])
         return logits.reshape(T, N, V), final, (layer_caches, dcache, mask, (T, N))
 
-    def backward(self, dlogits, cache, dstate=None):
-        """dlogits (T, N, V) -> adds every parameter's gradient into ``self.grads``.
+    def backward(self, dlogits, cache, dstate=None, grads=None):
+        """dlogits (T, N, V) -> adds every parameter's gradient into ``grads`` (default ``self.grads``).
 
         dstate: per layer, the gradient w.r.t. the final state (None: zeros).
         Returns the gradient w.r.t. the initial state, per layer.
         """
         layer_caches, dcache, mask, (T, N) = cache
         V, H = self.config.vocab_size, self.config.hidden_size
-        dh = dense_backward(dlogits.reshape(T * N, V), dcache, self.params["dec.W"], self.grads, "dec.")
+        if grads is None or grads is self.grads:
+            grads, layer_grads = self.grads, self._layer_grads
+        else:
+            layer_grads = [self.layer_params(k, grads) for k in range(len(self.cells))]
+        dh = dense_backward(dlogits.reshape(T * N, V), dcache, self.params["dec.W"], grads, "dec.")
         dh = dh.reshape(T, N, H)
         if dstate is None:
             dstate = self.zero_state(N)
@@ -198,7 +236,7 @@ class CharRNN:
                 dh = dropout_backward(dh, drop)
             cell = self.cells[layer]
             dh, dstate0[layer] = cell.backward(self._layer_params[layer], dh, dstate[layer], cache,
-                                               self._layer_grads[layer])
+                                               layer_grads[layer])
         return dstate0
 
     def step(self, ids, state):
@@ -206,17 +244,23 @@ class CharRNN:
 
         The state carries everything the model has read so far, so priming and
         sampling feed one character at a time without re-reading the past. This
-        is the hot loop of sampling, so it skips the sequence machinery: for the
-        built-in cells it adds the input part x·Wx + b (a row lookup for ids)
-        and calls the cell's ``recur``; other cells take ``step_forward``.
+        is the hot loop of sampling, so it skips the sequence machinery. For the
+        built-in cells: the first layer's input part x·Wx + b is a row lookup,
+        and the cell's ``recur`` adds h·Wh; a later layer's whole pre-activation
+        is one product [x, h]·[Wx; Wh] + b, handed to the cell's ``activate``
+        (GRU needs h·Wh on its own, so it takes ``recur``). Other cells take
+        ``step_forward``.
         """
+        xp = self.backend.xp
         inp, new_state = ids, []
         for layer, cell in enumerate(self.cells):
-            p = self._layer_params[layer]
-            first = layer == 0
-            if hasattr(cell, "recur"):
-                xa = p["Wx"][inp] + p["b"] if first and cell.takes_ids else inp @ p["Wx"] + p["b"]
-                s, _ = cell.recur(p, xa, state[layer])
+            p, first, W = self._layer_params[layer], layer == 0, self._stacked[layer]
+            if first and cell.takes_ids and hasattr(cell, "recur"):
+                s, _ = cell.recur(p, p["Wx"][inp] + p["b"], state[layer])  # one-hot·Wx: a row lookup
+            elif not first and W is not None and hasattr(cell, "activate"):
+                s, _ = cell.activate(xp.concatenate([inp, state[layer][0]], axis=1) @ W + p["b"], state[layer])
+            elif hasattr(cell, "recur"):
+                s, _ = cell.recur(p, inp @ p["Wx"] + p["b"], state[layer])
             else:
                 x = onehot(inp, self.config.vocab_size, self.backend.dtype) if first else inp
                 s, _ = cell.step_forward(p, x, state[layer])
@@ -226,20 +270,69 @@ class CharRNN:
 
     def loss(self, x, y, state=None, lengths=None, dropout_seed=None):
         """Forward and the masked mean cross-entropy. Returns loss (0-d), logits, final state, cache."""
-        logits, final, cache = self.forward(x, state, lengths, dropout_seed)
+        N, T = x.shape
+        return self._loss(x, y, state, lengths, self.dropout_masks(dropout_seed, T, N))
+
+    def _loss(self, x, y, state, lengths, drops, count=None):
+        logits, final, cache = self._forward(x, state, lengths, drops)
         T, N, V = logits.shape
         mask = cache[2]
         targets = self.backend.xp.ascontiguousarray(y.T).reshape(T * N)
         loss, lcache = sequence_cross_entropy(logits.reshape(T * N, V), targets,
-                                              None if mask is None else mask.reshape(T * N))
+                                              None if mask is None else mask.reshape(T * N), count)
         return loss, logits, final, (cache, lcache)
 
-    def loss_and_grads(self, x, y, state=None, lengths=None, dropout_seed=None):
-        """One forward and backward pass: zero ``self.grads``, fill them, return loss, logits, final state."""
-        loss, logits, final, (cache, lcache) = self.loss(x, y, state, lengths, dropout_seed)
-        self.grad_flat.fill(0)
+    def loss_and_grads(self, x, y, state=None, lengths=None, dropout_seed=None, shards=None):
+        """One forward and backward pass: set ``self.grads``; return loss, logits (T, N, V), final state.
+
+        On the CPU the batch's rows are split into ``shards`` that run at once,
+        one per core (parallel.py); by default one per thread, each of at least
+        the cell's ``shard_rows`` rows. The result is the same as one pass over
+        the whole batch, up to the order of floating-point additions.
+        """
+        N, T = x.shape
+        drops = self.dropout_masks(dropout_seed, T, N)  # drawn for the whole batch, then split
+        if shards is None:
+            shards = self.default_shards(N)
+        if shards <= 1:
+            self.grad_flat.fill(0)
+            return self._loss_and_grads(x, y, state, lengths, drops, None, self.grads)
+        xp = self.backend.xp
+        # Each shard divides its loss by the whole batch's count, so that losses and gradients add up.
+        count = T * N if lengths is None else xp.maximum(xp.minimum(lengths, T).sum(), 1)
+        while len(self._shard_grads) < shards - 1:
+            self._shard_grads.append(self.backend.zeros(self.flat.size))
+        buffers = [self.grad_flat] + self._shard_grads[:shards - 1]
+        rows = split_rows(N, shards)
+
+        def shard(k):
+            r = rows[k]
+            buffers[k].fill(0)
+            state_k = None if state is None else [tuple(s[r] for s in layer) for layer in state]
+            return self._loss_and_grads(x[r], y[r], state_k, None if lengths is None else lengths[r],
+                                        [None if d is None else d[:, r] for d in drops], count,
+                                        self.grads if k == 0 else named_views(buffers[k], self.shapes))
+
+        parts = run_shards(shard, shards)  # [(loss, logits, final state), ...], one per shard
+        for extra in buffers[1:]:
+            self.grad_flat += extra
+        loss = parts[0][0]
+        for part in parts[1:]:
+            loss = loss + part[0]
+        logits = xp.concatenate([part[1] for part in parts], axis=1)  # (T, N, V)
+        final = [tuple(xp.concatenate(s, axis=0) for s in zip(*layer)) for layer in zip(*(p[2] for p in parts))]
+        return loss, logits, final
+
+    def default_shards(self, N: int) -> int:
+        """How many shards loss_and_grads splits a batch of N rows into, unless told (parallel.py)."""
+        if self.threads <= 1 or not can_shard():
+            return 1
+        return shard_count(N, self.threads, min(cell.shard_rows for cell in self.cells))
+
+    def _loss_and_grads(self, x, y, state, lengths, drops, count, grads):
+        loss, logits, final, (cache, lcache) = self._loss(x, y, state, lengths, drops, count)
         T, N, V = logits.shape
-        self.backward(sequence_cross_entropy_backward(lcache).reshape(T, N, V), cache)
+        self.backward(sequence_cross_entropy_backward(lcache).reshape(T, N, V), cache, grads=grads)
         return loss, logits, final
 
 

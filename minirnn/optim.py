@@ -12,9 +12,14 @@ from .backend import array_module
 
 
 def global_norm(grads: dict):
-    """sqrt(Σ over every gradient array of Σ g²), as a 0-d array (no host sync)."""
+    """sqrt(Σ over every gradient array of Σ g²), as a 0-d array (no host sync).
+
+    Written as elementwise square and sum rather than a dot product: a dot
+    product of this length wakes every BLAS thread, and OpenBLAS's threads then
+    spin for a while, competing with the next step's shards (parallel.py).
+    """
     xp = array_module(*grads.values())
-    total = sum(xp.vdot(g.ravel(), g.ravel()) for g in grads.values())
+    total = sum((g * g).sum() for g in grads.values())
     return xp.sqrt(total)
 
 

@@ -33,6 +33,9 @@ class RNN(Cell):
     name = "rnn"
     state_names = ("h",)
     takes_ids = True
+    # One tanh per step: nearly all the time is the (N, H)·(H, H) GEMM, which BLAS
+    # already spreads over the cores, and thinner on one core. Measured: shards are slower.
+    shard_rows = 0
 
     def param_shapes(self, D, H):
         return {"Wx": (D, H), "Wh": (H, H), "b": (H,)}
@@ -45,9 +48,12 @@ class RNN(Cell):
     def recur(self, p, xa, state):
         """The recurrent part of a step, given the input part xa = x_t·Wx + b (N, H).
         xa is overwritten. Returns the new state and the step's cache (its output h)."""
-        (h_prev,) = state
         a = xa
-        a += h_prev @ p["Wh"]  # (N, H): a_t = x_t·Wx + b + h_{t-1}·Wh
+        a += state[0] @ p["Wh"]  # (N, H): a_t = x_t·Wx + b + h_{t-1}·Wh
+        return self.activate(a, state)
+
+    def activate(self, a, state):
+        """The rest of a step, from the whole pre-activation a_t (N, H): returns what recur does."""
         h = rnn_pointwise(a)  # (N, H)
         return (h,), (h,)
 

@@ -46,15 +46,17 @@ def pick(logits, rng, temperature=1.0, top_k=None, greedy=False):
     z = numpy.asarray(logits, dtype=numpy.float64)
     if greedy:
         return z.argmax(axis=1)
-    z = z / temperature
+    if temperature != 1:
+        z = z / temperature
     if top_k is not None and top_k < z.shape[1]:
         kth = numpy.sort(z, axis=1)[:, -top_k, None]  # (N, 1): the k-th largest logit of each row
         z = numpy.where(z >= kth, z, -numpy.inf)  # the rest can never be drawn
-    p = numpy.exp(z - z.max(axis=1, keepdims=True))
-    p /= p.sum(axis=1, keepdims=True)  # (N, V) softmax
-    # Inverse CDF, as the tutorial's weighted_pick: the first id whose cumulative probability passes u.
-    u = rng.random((z.shape[0], 1))
-    return numpy.minimum((p.cumsum(axis=1) < u).sum(axis=1), z.shape[1] - 1)
+    w = numpy.exp(z - z.max(axis=1, keepdims=True))  # (N, V) softmax, not yet divided by its sum
+    # Inverse CDF, as the tutorial's weighted_pick: the first id whose cumulative weight passes
+    # u·(total weight), u uniform in [0, 1). (Scaling u by the sum spares dividing every weight by it.)
+    cdf = w.cumsum(axis=1)
+    u = rng.random((z.shape[0], 1)) * cdf[:, -1:]
+    return numpy.minimum((cdf < u).sum(axis=1), z.shape[1] - 1)
 
 
 def sample(model, vocab: Vocab, prime: str = "The ", length: int = 500, temperature: float = 1.0,
@@ -85,9 +87,9 @@ def sample(model, vocab: Vocab, prime: str = "The ", length: int = 500, temperat
     rng = numpy.random.default_rng(seed)
     out = numpy.empty((N, length), dtype=numpy.int64)
     for t in range(length):
-        out[:, t] = pick(be.to_host(last), rng, temperature, top_k, greedy)
+        out[:, t] = drawn = pick(be.to_host(last), rng, temperature, top_k, greedy)  # (N,) on the host
         if t + 1 < length:
-            last, state = model.step(be.asarray(out[:, t]), state)  # feed it back in, carry the state
+            last, state = model.step(be.asarray(drawn), state)  # feed it back in, carry the state
     return [prime + vocab.decode(row) for row in out]
 
 

@@ -69,6 +69,7 @@ class TrainConfig:
     # the run
     seed: int = 0  # initial weights, batch order, dropout masks
     backend: str = "numpy"  # numpy | cupy
+    threads: int = 0  # CPU threads; the batch is split into one shard per thread (parallel.py). 0: one per core
     dtype: str = "float32"
     out: str | None = None  # run directory; None: runs/<date-time>
     resume: str | None = None  # a run directory (its newest checkpoint) or a checkpoint file
@@ -84,7 +85,7 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise TrainError(f"{flag(name)} must be a positive integer, got {getattr(self, name)}")
-        for name in ["eval_every", "eval_batches", "checkpoint_every"]:
+        for name in ["eval_every", "eval_batches", "checkpoint_every", "threads"]:
             if getattr(self, name) < 0:
                 raise TrainError(f"{flag(name)} must be 0 or more, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
@@ -229,7 +230,7 @@ def prepare_run(config: TrainConfig) -> Setup:
                               f"the data's ({len(vocab)} symbols): resume on the text it was trained on")
     train_ids, val_ids = split(ids, config.val_fraction)
     model = CharRNN(ModelConfig(len(vocab), config.hidden_size, config.num_layers, config.cell, config.dropout),
-                    be, config.seed)
+                    be, config.seed, threads=config.threads or None)
     run = Setup(config, vocab, val_ids, model, Adam(model.params, config.lr),
                 Batches(train_ids, config.batch_size, config.seq_length, seed=[config.seed, 1]),
                 numpy.random.default_rng([config.seed, 2]), None)
@@ -387,6 +388,8 @@ def build_parser(suppress_defaults=False) -> argparse.ArgumentParser:
     g = ap.add_argument_group("run")
     add(g, "--seed", "seed for the weights, batch order and dropout: same seed, same losses (default 0)", type=int)
     add(g, "--backend", "numpy (default) or cupy (a GPU)", choices=["numpy", "cupy"])
+    add(g, "--threads", "CPU threads: the batch is split into one shard per thread (default 0: one per core)",
+        type=int)
     add(g, "--dtype", "float32 (default) or float64", choices=["float32", "float64"])
     add(g, "--out", "run directory to create (default runs/<date-time>)", metavar="DIR")
     add(g, "--resume", "continue the run in this directory from its newest checkpoint", metavar="RUN_DIR")
