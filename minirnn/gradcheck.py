@@ -207,6 +207,25 @@ def check_model(cell_name: str, be: Backend, seed: int = 0, tol: float = TOLERAN
     return rows
 
 
+def check_shards(cell_name: str, be: Backend, seed: int = 0, tol: float = TOLERANCE) -> list[Row]:
+    """The batch split into two shards (minirnn/parallel.py, as training on two cores does):
+    the shards' summed gradient must be the gradient of the whole batch's loss."""
+    rng = numpy.random.default_rng(seed)
+    N, T, V, H = 4, 5, 7, 6
+    model = CharRNN(ModelConfig(V, H, 2, cell_name, dropout=0.3), be, seed=seed)
+    x = be.asarray(rng.integers(0, V, size=(N, T)))
+    y = be.asarray(rng.integers(0, V, size=(N, T)))
+    lengths = be.asarray(numpy.array([T, 3, 1, 4]))
+
+    def loss():
+        return be.scalar(model.loss(x, y, None, lengths, dropout_seed=seed)[0])
+
+    model.loss_and_grads(x, y, None, lengths, dropout_seed=seed, shards=2)
+    grads = {k: be.to_host(g).copy() for k, g in model.grads.items()}
+    return [Row(f"shards({model.cells[0].name})", name, rel_error(grads[name], numerical_gradient(loss, p)), tol)
+            for name, p in model.params.items()]
+
+
 def check_bidirectional(cell_name: str, be: Backend, seed: int = 0, tol: float = TOLERANCE) -> list[Row]:
     """A bidirectional layer of the cell over a padded batch (lengths T, T-1, 2): fw.* and bw.*,
     x, and both directions' initial states (fw.h0, bw.h0, ...)."""
@@ -253,12 +272,12 @@ def check_gapfill(cell_name: str, be: Backend, seed: int = 0, tol: float = TOLER
             for k, p in model.params.items()]
 
 
-PARTS = ("cell", "decoder", "loss", "model", "bidirectional", "wrapper", "gapfill")  # in this order
+PARTS = ("cell", "decoder", "loss", "model", "shards", "bidirectional", "wrapper", "gapfill")  # in this order
 
 
 def run(cells, be: Backend, seed: int = 0, tol: float = TOLERANCE, parts=PARTS):
     """All requested checks, as rows: the per-cell checks for each cell, then the decoder and the loss."""
-    per_cell = {"cell": check_cell, "model": check_model, "bidirectional": check_bidirectional,
+    per_cell = {"cell": check_cell, "model": check_model, "shards": check_shards, "bidirectional": check_bidirectional,
                 "wrapper": check_wrapper, "gapfill": check_gapfill}
     rows = []
     for part in parts:
