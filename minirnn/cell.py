@@ -24,17 +24,21 @@ them with faster versions that do the same arithmetic (the tests check both).
 
 Also part of the contract, with defaults: ``name`` (a short label, used in the
 gradient check's rows), ``takes_ids`` (False: the model one-hot encodes the
-first layer's input for you) and ``zero_state`` (override it only if a state
-is not (N, H)). A cell keeps no parameters itself, so one object can serve
+first layer's input for you), ``shard_rows`` (how thin a shard of a batch may
+be when training splits it over the CPU cores; 0: never split) and
+``zero_state`` (override it only if a state is not (N, H)). A cell keeps no parameters itself, so one object can serve
 several layers, and it must be constructible with no arguments: that is how
 ``make_cell("mypkg.cells:MyCell")`` builds it for the model, the training
 command and ``python -m minirnn.gradcheck --cell mypkg.cells:MyCell``.
 docs/appendix.md writes a new cell from scratch and runs it through all of these.
 
 Optional: ``recur(p, xa, state) -> (state_new, step_cache)``, the step given
-its input part ``xa = x_t·Wx + b`` already computed. The built-in cells have
-it; ``CharRNN.step`` (sampling) uses it to turn a one-hot input into a row
-lookup, and falls back to ``step_forward`` for cells without it.
+its input part ``xa = x_t·Wx + b`` already computed, and ``activate(a, state)
+-> (state_new, step_cache)``, the step given its whole pre-activation
+``a = x_t·Wx + h_{t-1}·Wh + b``. The built-in cells have ``recur`` (RNN and
+LSTM also ``activate``); ``CharRNN.step`` (sampling) uses them to turn a
+one-hot input into a row lookup and a later layer's two products into one,
+and falls back to ``step_forward`` for cells without them.
 """
 from __future__ import annotations
 
