@@ -284,10 +284,13 @@ def build_parser():
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    for name in ("batch_size", "seq_length", "hidden_size", "layers", "vocab_size", "steps"):
+    for name in ("batch_size", "seq_length", "hidden_size", "layers", "vocab_size", "steps", "threads"):
         if getattr(args, name) < 1:
             print(f"minirnn.bench: error: --{name.replace('_', '-')} must be positive", file=sys.stderr)
             return 2
+    if args.shards < 0:
+        print("minirnn.bench: error: --shards must be 0 (automatic) or more", file=sys.stderr)
+        return 2
     try:
         if args.memory_child:
             print(json.dumps(memory_child(args)))

@@ -2,7 +2,9 @@
 import subprocess
 import sys
 
-from minirnn.bench import gemm_gflop
+import pytest
+
+from minirnn.bench import gemm_gflop, time_training
 
 
 def test_gemm_count_matches_the_pytorch_reference():
@@ -20,8 +22,32 @@ def test_bench_runs_on_a_tiny_configuration():
     assert '"minirnn_step_s"' in proc.stdout.splitlines()[-1]
 
 
-def test_bench_refuses_bad_sizes_in_one_line():
-    proc = subprocess.run([sys.executable, "-m", "minirnn.bench", "--batch-size", "0"],
-                          capture_output=True, text=True, timeout=60)
+def test_bench_runs_minirnn_in_shards_when_asked():
+    cmd = [sys.executable, "-m", "minirnn.bench", "--no-torch", "--batch-size", "4", "--seq-length", "5",
+           "--hidden-size", "8", "--steps", "2", "--warmup", "1", "--sample-chars", "0", "--shards", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 shard(s) of about 2 rows" in proc.stdout
+
+
+@pytest.mark.parametrize("flag", [["--batch-size", "0"], ["--threads", "0"], ["--shards", "-1"]])
+def test_bench_refuses_bad_sizes_in_one_line(flag):
+    proc = subprocess.run([sys.executable, "-m", "minirnn.bench", *flag], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+class FakeSide:
+    def __init__(self, name, log):
+        self.name, self.log = name, log
+
+    def train_step(self, i):
+        self.log.append(self.name)
+
+
+def test_training_is_timed_in_blocks_each_after_an_untimed_step():
+    log = []
+    times = time_training([FakeSide("a", log), FakeSide("b", log)], steps=4, warmup=1)
+    assert {k: len(v) for k, v in times.items()} == {"a": 4, "b": 4}
+    # warm-up a b; then blocks of 1 untimed + up to 3 timed steps, the order flipping each round
+    assert "".join(log) == "ab" + "aaaa" + "bbbb" + "bb" + "aa"
