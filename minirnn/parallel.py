@@ -23,10 +23,10 @@ of BLAS threads while the shards run, whichever BLAS NumPy was built with.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-
 
 
 def cpu_count() -> int:
@@ -84,15 +84,7 @@ class _Pool:
     def one_blas_thread(cls):
         """A context in which BLAS runs on the calling thread only (a no-op without threadpoolctl).
         The limit starts when this is called (threadpoolctl's way) and ends when the context exits."""
-        return cls.blas().limit(limits=1, user_api="blas") if cls.blas() else _Nothing()
-
-
-class _Nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+        return cls.blas().limit(limits=1, user_api="blas") if cls.blas() else contextlib.nullcontext()
 
 
 def can_shard() -> bool:
