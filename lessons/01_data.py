@@ -16,7 +16,7 @@
 # Run it: `python lessons/01_data.py` (a few seconds).
 
 # %%
-from lesson_setup import QUICK, figures  # first: one BLAS thread, plots to files, minirnn importable
+from lesson_setup import QUICK, figures, save_figure  # first: one BLAS thread, plots to files, minirnn importable
 
 import numpy as np
 import matplotlib.pyplot as plt
@@ -116,8 +116,7 @@ ax.set_xticks(range(len(vocab)), [repr(c)[1:-1] if c.strip() else repr(c) for c 
               fontsize=7, rotation=90)
 ax.set_ylabel("count")
 ax.set_title(f"Tiny Shakespeare: {len(vocab)} characters, most frequent first")
-fig.tight_layout()
-fig.savefig(FIGURES / "vocabulary.png", dpi=100)
+save_figure(fig, FIGURES / "vocabulary.png")
 
 rows, cols = 4, min(T, 20)
 fig, ax = plt.subplots(figsize=(cols * 0.45, rows * 0.9))
@@ -132,9 +131,7 @@ ax.set_yticks(range(2 * rows), [f"x[{r}]" if k == 0 else f"y[{r}]" for r in rang
 ax.set_xticks(range(cols))
 ax.set_xlabel("time step t")
 ax.set_title("a batch: inputs (blue) and targets (red), one character later")
-fig.tight_layout()
-fig.savefig(FIGURES / "batch.png", dpi=100)
-print(f"wrote {FIGURES / 'vocabulary.png'} and {FIGURES / 'batch.png'}")
+save_figure(fig, FIGURES / "batch.png")
 
 # %% [markdown]
 # ## What you should have seen

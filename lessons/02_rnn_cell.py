@@ -18,7 +18,7 @@
 # Run it: `python lessons/02_rnn_cell.py` (a few seconds).
 
 # %%
-from lesson_setup import QUICK, figures  # first: one BLAS thread, plots to files, minirnn importable
+from lesson_setup import QUICK, figures, save_figure  # first: one BLAS thread, plots to files, minirnn importable
 
 import numpy as np
 import matplotlib.pyplot as plt
@@ -165,8 +165,7 @@ ax.set_xlabel("step size h")
 ax.set_ylabel("relative error of dWh")
 ax.set_title("Finite differences: truncation vs rounding")
 ax.legend()
-fig.tight_layout()
-fig.savefig(FIGURES / "step_size.png", dpi=100)
+save_figure(fig, FIGURES / "step_size.png")
 
 fig, ax = plt.subplots(figsize=(6, 3.5))
 names = [f"{r.name}" for r in rows]
@@ -176,9 +175,7 @@ ax.axhline(1e-7, color="red", linestyle="--", label="tolerance 1e-7")
 ax.set_ylabel("max relative error")
 ax.set_title("Gradient check of minirnn.rnn.RNN over a sequence")
 ax.legend()
-fig.tight_layout()
-fig.savefig(FIGURES / "gradcheck.png", dpi=100)
-print(f"wrote {FIGURES / 'step_size.png'} and {FIGURES / 'gradcheck.png'}")
+save_figure(fig, FIGURES / "gradcheck.png")
 
 # %% [markdown]
 # ## What you should have seen

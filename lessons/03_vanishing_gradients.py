@@ -19,7 +19,7 @@
 # Run it: `python lessons/03_vanishing_gradients.py` (a few seconds).
 
 # %%
-from lesson_setup import QUICK, figures  # first: one BLAS thread, plots to files, minirnn importable
+from lesson_setup import QUICK, figures, save_figure  # first: one BLAS thread, plots to files, minirnn importable
 
 import numpy as np
 import matplotlib.pyplot as plt
@@ -141,10 +141,7 @@ ax.set_xlabel("time step t (the loss is at the last step)")
 ax.set_ylabel("norm of dL/dh_t")
 ax.set_title("How much gradient reaches step t")
 ax.legend(fontsize=8)
-fig.tight_layout()
-out = FIGURES / "grad_norm_vs_t.png"
-fig.savefig(out, dpi=100)
-print(f"wrote {out}")
+save_figure(fig, FIGURES / "grad_norm_vs_t.png")
 
 # %% [markdown]
 # ## What you should have seen, and what to try

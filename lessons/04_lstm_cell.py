@@ -20,7 +20,7 @@
 # Run it: `python lessons/04_lstm_cell.py` (a few seconds).
 
 # %%
-from lesson_setup import QUICK, figures  # first: one BLAS thread, plots to files, minirnn importable
+from lesson_setup import QUICK, figures, save_figure  # first: one BLAS thread, plots to files, minirnn importable
 
 import numpy as np
 import matplotlib.pyplot as plt
@@ -169,10 +169,7 @@ ax2.set_xlabel("time step t")
 ax2.set_ylabel("unit")
 ax2.set_title("forget gate f of 12 units (bias 2, sequence 0)")
 fig.colorbar(im, ax=ax2)
-fig.tight_layout()
-out = FIGURES / "cell_state_gradient.png"
-fig.savefig(out, dpi=100)
-print(f"wrote {out}")
+save_figure(fig, FIGURES / "cell_state_gradient.png")
 
 # %% [markdown]
 # ## What you should have seen

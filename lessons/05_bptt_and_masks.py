@@ -16,7 +16,7 @@
 # Run it: `python lessons/05_bptt_and_masks.py` (a few seconds).
 
 # %%
-from lesson_setup import QUICK, figures  # first: one BLAS thread, plots to files, minirnn importable
+from lesson_setup import QUICK, figures, save_figure  # first: one BLAS thread, plots to files, minirnn importable
 
 import numpy as np
 import matplotlib.pyplot as plt
@@ -168,10 +168,7 @@ ax2.set_xlabel("window length k (steps of BPTT)")
 ax2.set_ylabel("cosine(truncated gradient, full gradient)")
 ax2.set_title(f"Truncated BPTT on a sequence of {L}")
 ax2.set_ylim(min(cosines) - 0.05, 1.02)
-fig.tight_layout()
-out = FIGURES / "mask_and_truncation.png"
-fig.savefig(out, dpi=100)
-print(f"wrote {out}")
+save_figure(fig, FIGURES / "mask_and_truncation.png")
 
 # %% [markdown]
 # ## What you should have seen

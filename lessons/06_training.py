@@ -17,7 +17,7 @@
 # Run it: `python lessons/06_training.py` (about 15 seconds; `MINIRNN_QUICK=1`: a few).
 
 # %%
-from lesson_setup import QUICK, figures  # first: one BLAS thread, plots to files, minirnn importable
+from lesson_setup import QUICK, figures, save_figure  # first: one BLAS thread, plots to files, minirnn importable
 
 import tempfile
 import time
@@ -199,10 +199,7 @@ ax2.axhline(5, color="k", ls="--", lw=1)
 ax2.set_xlabel("step")
 ax2.set_ylabel("global gradient norm, before clipping")
 ax2.set_title("Gradient norm (dashed: the clipping threshold)")
-fig.tight_layout()
-out = FIGURES / "clipping_and_lr.png"
-fig.savefig(out, dpi=100)
-print(f"wrote {out}")
+save_figure(fig, FIGURES / "clipping_and_lr.png")
 
 # %% [markdown]
 # ## Try it

@@ -21,7 +21,7 @@
 # Run it: `python lessons/07_generating.py` (about 20 seconds).
 
 # %%
-from lesson_setup import QUICK, figures  # first: one BLAS thread, plots to files, minirnn importable
+from lesson_setup import QUICK, figures, save_figure  # first: one BLAS thread, plots to files, minirnn importable
 
 import shutil
 
@@ -131,10 +131,7 @@ for ax, tau in zip(axes, (0.5, 1.0, 1.5)):
     ax.set_title(f"temperature {tau}")
     ax.set_xlabel('next character after "The k"')
 axes[0].set_ylabel("probability")
-fig.tight_layout()
-out = FIGURES / "temperature.png"
-fig.savefig(out, dpi=100)
-print(f"wrote {out}")
+save_figure(fig, FIGURES / "temperature.png")
 
 # %% [markdown]
 # ## Looking inside: one unit, and the model's confidence

@@ -25,7 +25,7 @@
 # Run it: `python lessons/08_checkpoints.py` (about 15 seconds).
 
 # %%
-from lesson_setup import QUICK, figures  # first: one BLAS thread, plots to files, minirnn importable
+from lesson_setup import QUICK, figures, save_figure  # first: one BLAS thread, plots to files, minirnn importable
 
 import json
 import shutil
@@ -158,10 +158,7 @@ ax.set_xlabel("step")
 ax.set_ylabel("training loss")
 ax.set_title("Resuming: exactly, and from the parameters alone")
 ax.legend()
-fig.tight_layout()
-out = FIGURES / "resume.png"
-fig.savefig(out, dpi=100)
-print(f"wrote {out}")
+save_figure(fig, FIGURES / "resume.png")
 
 # %% [markdown]
 # ## On the command line

@@ -18,7 +18,7 @@
 # Run it: `python lessons/09_validation.py` (about 20 seconds).
 
 # %%
-from lesson_setup import QUICK, figures  # first: one BLAS thread, plots to files, minirnn importable
+from lesson_setup import QUICK, figures, save_figure  # first: one BLAS thread, plots to files, minirnn importable
 
 import shutil
 
@@ -111,22 +111,16 @@ steps = np.arange(1, STEPS + 1)
 v_steps, v_loss, v_acc = map(np.array, zip(*val))
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
 k = min(20, STEPS)
-ax1.plot(steps[k - 1:], smooth(train_loss, k), label="training (moving average)")
-ax1.plot(v_steps, v_loss, "o-", label="validation")
-ax1.set_xlabel("step")
-ax1.set_ylabel("cross-entropy loss")
-ax1.set_title("Loss")
-ax1.legend()
-ax2.plot(steps[k - 1:], smooth(train_acc, k), label="training (moving average)")
-ax2.plot(v_steps, v_acc, "o-", label="validation")
-ax2.set_xlabel("step")
-ax2.set_ylabel("accuracy of the most likely next character")
-ax2.set_title("Accuracy")
-ax2.legend()
-fig.tight_layout()
-out = FIGURES / "validation.png"
-fig.savefig(out, dpi=100)
-print(f"wrote {out}")
+panels = [(ax1, train_loss, v_loss, "cross-entropy loss", "Loss"),
+          (ax2, train_acc, v_acc, "accuracy of the most likely next character", "Accuracy")]
+for ax, train_curve, val_curve, ylabel, title in panels:
+    ax.plot(steps[k - 1:], smooth(train_curve, k), label="training (moving average)")
+    ax.plot(v_steps, val_curve, "o-", label="validation")
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+save_figure(fig, FIGURES / "validation.png")
 
 # %% [markdown]
 # ## The same from the command line

@@ -19,7 +19,7 @@
 # Run it: `python lessons/10_cell_comparison.py` (about 30 seconds).
 
 # %%
-from lesson_setup import QUICK, figures  # first: one BLAS thread, plots to files, minirnn importable
+from lesson_setup import QUICK, figures, save_figure  # first: one BLAS thread, plots to files, minirnn importable
 
 import time
 
@@ -142,7 +142,5 @@ ax2.set_xlabel("training seconds")
 ax2.set_ylabel("validation accuracy")
 ax2.set_title("accuracy against time")
 ax2.legend()
-fig.tight_layout()
-out = FIGURES / "cells.png"
-fig.savefig(out, dpi=100)
-print(f"wrote {out} and {FIGURES / 'results.md'}")
+save_figure(fig, FIGURES / "cells.png")
+print(f"wrote {FIGURES / 'results.md'}")

@@ -23,7 +23,7 @@
 # Run it: `python lessons/11_regularisation.py` (about 40 seconds).
 
 # %%
-from lesson_setup import QUICK, figures  # first: one BLAS thread, plots to files, minirnn importable
+from lesson_setup import QUICK, figures, save_figure  # first: one BLAS thread, plots to files, minirnn importable
 
 import time
 
@@ -118,7 +118,4 @@ ax.set_xlabel("step")
 ax.set_ylabel("loss (cross-entropy, nats per character)")
 ax.set_title("Overfitting a 10,000-character text")
 ax.legend(fontsize=8)
-fig.tight_layout()
-out = FIGURES / "overfitting.png"
-fig.savefig(out, dpi=100)
-print(f"wrote {out}")
+save_figure(fig, FIGURES / "overfitting.png")

@@ -19,7 +19,7 @@
 # Run it: `python lessons/12_appendix.py` (about 20 seconds).
 
 # %%
-from lesson_setup import QUICK, figures  # first: one BLAS thread, plots to files, minirnn importable
+from lesson_setup import QUICK, figures, save_figure  # first: one BLAS thread, plots to files, minirnn importable
 
 import numpy as np
 import matplotlib.pyplot as plt
@@ -178,10 +178,7 @@ ax2.set_xlabel("position in the gap")
 ax2.set_ylabel("accuracy")
 ax2.set_title("accuracy by position in the gap")
 ax2.legend(fontsize=8)
-fig.tight_layout()
-out = FIGURES / "appendix.png"
-fig.savefig(out, dpi=100)
-print(f"wrote {out}")
+save_figure(fig, FIGURES / "appendix.png")
 
 # %% [markdown]
 # ## Try it

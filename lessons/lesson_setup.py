@@ -1,6 +1,6 @@
 """What every lesson does before anything else, written once.
 
-    from lesson_setup import QUICK, figures   # first: it must run before numpy is imported
+    from lesson_setup import QUICK, figures, save_figure   # first: it must run before numpy is imported
 
 * One BLAS thread. The lessons' matrices are small: BLAS threads cost more
   than they save, and on a busy machine they can make a step 50 times slower.
@@ -11,6 +11,7 @@
   then runs smaller and faster, in a few seconds.
 * ``figures(name)`` is the folder a lesson writes its pictures to:
   lessons/figures/<name>/, or $MINIRNN_FIGURES/<name>/. It is created and printed.
+* ``save_figure(fig, path)`` lays a figure out, writes it as a PNG and says where.
 """
 import os
 import sys
@@ -38,3 +39,11 @@ def figures(name: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     print(f"figures go to {folder}")
     return folder
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Lay out ``fig``, write it to ``path`` (a PNG in the lesson's figures folder) and print where."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    print(f"wrote {path}")
+    return path
