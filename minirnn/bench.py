@@ -26,6 +26,7 @@ import numpy
 from .cli import OneLineParser
 from .backend import BackendError, get_backend
 from .data import Vocab
+from .malloc import keep_freed_memory
 from .model import CharRNN, ConfigError, ModelConfig
 from .optim import Adam, clip_by_global_norm
 from .parallel import cpu_count
@@ -243,7 +244,8 @@ def measure_memory(args, names):
 def passthrough(args):
     return ["--cell", args.cell, "--batch-size", str(args.batch_size), "--seq-length", str(args.seq_length),
             "--hidden-size", str(args.hidden_size), "--layers", str(args.layers), "--vocab-size",
-            str(args.vocab_size), "--backend", args.backend, "--threads", str(args.threads), "--seed", str(args.seed)]
+            str(args.vocab_size), "--backend", args.backend, "--threads", str(args.threads), "--seed", str(args.seed)] + (
+                ["--system-malloc"] if args.system_malloc else [])
 
 
 def make_data(args, n_batches=4):
@@ -274,6 +276,8 @@ def build_parser():
                    help="split minirnn's batch into this many shards, one thread each (default 0: automatic)")
     r.add_argument("--threads", type=int, default=cpu_count(),
                    help=f"CPU threads of each side (default: this process's cores, {cpu_count()})")
+    r.add_argument("--system-malloc", action="store_true",
+                   help="leave glibc's malloc as it is, to see what minirnn.malloc.keep_freed_memory buys")
     r.add_argument("--no-torch", action="store_true", help="time minirnn alone")
     r.add_argument("--memory", action="store_true", help="also measure peak memory of training")
     r.add_argument("--json", action="store_true", help="print one JSON line of results at the end")
@@ -291,6 +295,8 @@ def main(argv=None) -> int:
     if args.shards < 0:
         print("minirnn.bench: error: --shards must be 0 (automatic) or more", file=sys.stderr)
         return 2
+    if not args.system_malloc:
+        keep_freed_memory()  # as python -m minirnn.train does; PyTorch, in the same process, gets it too
     try:
         if args.memory_child:
             print(json.dumps(memory_child(args)))

@@ -128,8 +128,8 @@ class Cell:
     # built-in cells do, as a row lookup); otherwise the model one-hot encodes.
     takes_ids = False
     # On the CPU a batch is split into shards of at least this many rows, one
-    # per core (parallel.py); 0: never split. Splitting pays when a step's
-    # elementwise work is large next to its matrix multiply.
+    # per core (parallel.py); 0: never split. Below about 32 rows a GEMM no
+    # longer runs at full speed on one core.
     shard_rows = 32
 
     # -- the contract ------------------------------------------------------------

@@ -30,6 +30,7 @@ from .cli import OneLineParser
 from .data import DataError, load_text
 from .init import truncated_normal
 from .layers import dense_backward, dense_forward, sequence_cross_entropy, sequence_cross_entropy_backward
+from .malloc import keep_freed_memory
 from .model import ConfigError, make_cell
 from .optim import Adam, clip_by_global_norm
 
@@ -246,6 +247,7 @@ def main(argv=None) -> int:
         text = load_text(args.data)
         be = get_backend(args.backend, "float32")
         make_cell(cfg.cell)
+        keep_freed_memory()  # each step reuses the last one's memory (malloc.py)
         results = compare(text, cfg, be)
     except (DataError, BackendError, ConfigError) as exc:
         print(f"minirnn.gapfill: error: {exc}", file=sys.stderr)

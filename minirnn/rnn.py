@@ -33,9 +33,6 @@ class RNN(Cell):
     name = "rnn"
     state_names = ("h",)
     takes_ids = True
-    # One tanh per step: nearly all the time is the (N, H)·(H, H) GEMM, which BLAS
-    # already spreads over the cores, and thinner on one core. Measured: shards are slower.
-    shard_rows = 0
 
     def param_shapes(self, D, H):
         return {"Wx": (D, H), "Wh": (H, H), "b": (H,)}

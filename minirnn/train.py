@@ -36,6 +36,7 @@ from .backend import BackendError, get_backend
 from .checkpoint import CheckpointError
 from .data import Batches, DataError, Vocab, check_length, default_cache_dir, eval_windows, load_text, prepare, split
 from .layers import accuracy
+from .malloc import keep_freed_memory
 from .model import CharRNN, ConfigError, ModelConfig
 from .optim import Adam, clip_by_global_norm
 from .plot import read_metrics
@@ -412,6 +413,7 @@ def main(argv=None) -> int:
             config = resume_config(typed.pop("resume"), **typed)
         else:
             config = TrainConfig(**args)
+        keep_freed_memory()  # every step reuses the last one's memory instead of faulting in fresh pages (malloc.py)
         result = train(config)
     except (DataError, TrainError, CheckpointError, ConfigError, BackendError) as exc:
         print(f"minirnn.train: error: {exc}", file=sys.stderr)
