@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from minirnn.bench import gemm_gflop, time_training
+from minirnn.bench import build_parser, gemm_gflop, passthrough, time_training
 
 
 def test_gemm_count_matches_the_pytorch_reference():
@@ -28,6 +28,12 @@ def test_bench_runs_minirnn_in_shards_when_asked():
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "2 shard(s) of about 2 rows" in proc.stdout
+
+
+def test_memory_is_measured_with_the_allocator_setting_of_the_run():
+    # --memory runs each side in a fresh process; it must keep (or not) freed memory as the timed run did
+    assert "--system-malloc" in passthrough(build_parser().parse_args(["--system-malloc"]))
+    assert "--system-malloc" not in passthrough(build_parser().parse_args([]))
 
 
 @pytest.mark.parametrize("flag", [["--batch-size", "0"], ["--threads", "0"], ["--shards", "-1"]])
