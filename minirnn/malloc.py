@@ -16,13 +16,14 @@ commands (``python -m minirnn.train``, ``minirnn.bench``, ``minirnn.gapfill``)
 call it; importing minirnn does not touch your process's allocator, so in a
 script or a notebook call it yourself if you want it.
 
-Measured on a 2-core machine, time per training step without and with it
-(same run, tutorial configuration): LSTM 225–235 → 220 ms with its two shards
+Measured on a 2-core machine, the forward and backward of a training step
+without and with it (tutorial configuration): LSTM 225–235 → 220 ms with its two shards
 and 327 → 279 ms without shards, GRU 172–179 → 158 ms, vanilla RNN 67 → 54 ms
 (docs/performance.md).
 
 If you set glibc's own variables (``MALLOC_TRIM_THRESHOLD_``,
-``MALLOC_MMAP_THRESHOLD_``, ...) they are left as you set them.
+``MALLOC_MMAP_THRESHOLD_``, ..., or ``glibc.malloc.*`` in ``GLIBC_TUNABLES``)
+they are left as you set them.
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ _applied: bool | None = None
 
 def keep_freed_memory() -> bool:
     """Tell glibc's malloc to keep freed memory for reuse. True if it did; False where it cannot
-    (not glibc, or the user set glibc's MALLOC_* variables). Safe to call more than once."""
+    (not glibc, or the user tuned glibc's malloc). Safe to call more than once."""
     global _applied
     if _applied is None:
         _applied = _set_thresholds()
@@ -50,8 +51,9 @@ def keep_freed_memory() -> bool:
 def _set_thresholds() -> bool:
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False  # macOS, Windows, musl: other allocators, other rules
-    if any(name.startswith("MALLOC_") and name.endswith("_") for name in os.environ):
-        return False  # the user tuned glibc already
+    tuned = [name for name in os.environ if name.startswith("MALLOC_") and name.endswith("_")]
+    if tuned or "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
+        return False  # the user tuned glibc's malloc already
     try:
         mallopt = ctypes.CDLL(None).mallopt  # the C library this process already runs on
     except (OSError, AttributeError):
