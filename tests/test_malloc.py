@@ -50,8 +50,9 @@ def churn(**env):
 def test_freed_memory_is_reused_without_page_faults():
     applied, before, after = churn()
     assert applied
-    # 3 rounds of 48 MiB: glibc returned it all to the system each round (about 9,000 faults of 4 KiB)
-    assert before > 6000
+    # 3 rounds of 48 MiB: glibc returned it all to the system each round (here about 9,000 faults of 4 KiB)
+    if before < 1000:
+        pytest.skip(f"only {before} page faults counted: huge pages, or a kernel that does not count them")
     assert after < before / 20  # now the heap keeps it, and the next round reuses it
 
 
@@ -60,7 +61,7 @@ def test_freed_memory_is_reused_without_page_faults():
                                  {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=131072"}])
 def test_glibc_settings_the_user_made_are_left_alone(env):
     applied, before, after = churn(**env)
-    assert not applied and after > 6000
+    assert not applied and after > before / 2  # glibc hands the memory back as before
 
 
 def test_without_glibc_nothing_is_changed(monkeypatch):
