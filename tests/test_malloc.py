@@ -61,7 +61,7 @@ def test_freed_memory_is_reused_without_page_faults():
                                  {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=131072"}])
 def test_glibc_settings_the_user_made_are_left_alone(env):
     applied, before, after = churn(**env)
-    assert not applied and after > before / 2  # glibc hands the memory back as before
+    assert not applied and after >= before / 2  # glibc hands the memory back as before
 
 
 def test_without_glibc_nothing_is_changed(monkeypatch):
