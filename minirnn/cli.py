@@ -9,3 +9,10 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{self.prog.split()[-1]}: error: {message} (see --help)\n")
+
+
+def add_model_flags(ap: argparse.ArgumentParser):
+    """--checkpoint and --backend, the same in every command that reads a trained model."""
+    ap.add_argument("--checkpoint", required=True, metavar="PATH",
+                    help="a run directory (its newest checkpoint) or a checkpoint file (.json or .npz)")
+    ap.add_argument("--backend", default="numpy", choices=["numpy", "cupy"], help="numpy (default) or cupy")

@@ -25,7 +25,7 @@ from .backend import BackendError, get_backend
 from .checkpoint import CheckpointError
 from .data import Vocab
 from .model import ConfigError
-from .cli import OneLineParser
+from .cli import OneLineParser, add_model_flags
 
 PRIME_CHUNK = 256  # prime characters read per forward call: long primes need no long caches
 
@@ -97,8 +97,7 @@ def main(argv=None) -> int:
     ap = OneLineParser(prog="python -m minirnn.sample",
                        description="Generate text from a checkpoint of python -m minirnn.train. "
                                    "Every flag is described in docs/flags.md.")
-    ap.add_argument("--checkpoint", required=True, metavar="PATH",
-                    help="a run directory (its newest checkpoint) or a checkpoint file (.json or .npz)")
+    add_model_flags(ap)
     ap.add_argument("--prime", default="The ", help="text to read before generating (default 'The ')")
     ap.add_argument("--length", type=int, default=500, help="characters to generate after the prime (default 500)")
     ap.add_argument("--temperature", type=float, default=1.0,
@@ -107,7 +106,6 @@ def main(argv=None) -> int:
     ap.add_argument("--greedy", action="store_true", help="always take the most likely character")
     ap.add_argument("--seed", type=int, default=None, help="seed for the draws (default: different every run)")
     ap.add_argument("--num-samples", type=int, default=1, help="how many texts to draw, together in one batch")
-    ap.add_argument("--backend", default="numpy", choices=["numpy", "cupy"], help="numpy (default) or cupy")
     args = ap.parse_args(argv)
     try:
         model, vocab, _ = load_model(args.checkpoint, args.backend)

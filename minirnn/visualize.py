@@ -211,13 +211,12 @@ def visualize(model: CharRNN, vocab: Vocab, text: str, unit: int | None = None, 
 # -- the command line -----------------------------------------------------------------------------------------
 def main(argv=None) -> int:
     from .sample import SampleError, load_model, sample
-    from .cli import OneLineParser
+    from .cli import OneLineParser, add_model_flags
 
     ap = OneLineParser(prog="python -m minirnn.visualize",
                        description="Colour a text by one hidden unit's activation and by the model's confidence "
                                    "in each next character, as a self-contained HTML page (and a PNG).")
-    ap.add_argument("--checkpoint", required=True, metavar="PATH",
-                    help="a run directory (its newest checkpoint) or a checkpoint file")
+    add_model_flags(ap)
     src = ap.add_mutually_exclusive_group()
     src.add_argument("--text", help="the text to read (default: 400 characters the model writes itself)")
     src.add_argument("--text-file", metavar="FILE", help="read the text from a UTF-8 file")
@@ -228,7 +227,6 @@ def main(argv=None) -> int:
     ap.add_argument("--out", metavar="FILE", help="the HTML page to write (default RUN_DIR/visualize.html)")
     ap.add_argument("--png", metavar="FILE", help="also draw both panels into this PNG")
     ap.add_argument("--seed", type=int, default=0, help="seed for the generated text when --text is not given")
-    ap.add_argument("--backend", default="numpy", choices=["numpy", "cupy"], help="numpy (default) or cupy")
     args = ap.parse_args(argv)
     try:
         if args.max_chars < 1:
