@@ -17,7 +17,14 @@ to disk, then renamed over its final name (``os.replace`` is atomic), and the
 JSON, which names its arrays file, is written last. A reader therefore sees
 either the previous checkpoint or the whole new one, never half of one. The
 arrays file is named by its content, so rewriting a step never touches the
-file the current JSON points at.
+file the current JSON points at. A kill can still leave a temporary file, or
+the arrays of a checkpoint whose JSON never arrived: :func:`sweep` removes
+what no checkpoint names (train.py calls it while it holds the run).
+
+Loading checks every field (:func:`read_meta`, :func:`load`), with one line
+naming the first one that is wrong, and never imports code a checkpoint
+names: a cell given as module:Class is built only if the user named that
+same cell (:func:`trusted_cell`).
 """
 from __future__ import annotations
 
@@ -25,26 +32,46 @@ import hashlib
 import json
 import os
 import re
+import zipfile
 from pathlib import Path
 
 import numpy
 
+from . import checks
+
 FORMAT = "minirnn-checkpoint"
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^ckpt-(\d+)\.json$")
+_NPZ = re.compile(r"^ckpt-(\d+)\.[0-9a-f]{12}\.npz$")
 
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupt, truncated or from another format; one line."""
 
 
-def _write_synced(path: Path, write):
+# Tests only: called with the name of each point between the writes of save() and prune(), so that a test
+# can kill the process there (tests/test_reliability.py). None in every real run.
+fault_hook = None
+
+
+def _fault(point: str):
+    if fault_hook is not None:
+        fault_hook(point)
+
+
+def _write_synced(path: Path, write, point: str):
     """Create ``path`` with ``write(f)`` and wait until its bytes are on disk (not just in a cache)."""
     try:
         with open(path, "wb") as f:
             write(f)
+            _fault(point)
             f.flush()
             os.fsync(f.fileno())
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        if exc.filename is None:  # a full disk: say which file it was writing
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from None
+        raise
     except BaseException:
         path.unlink(missing_ok=True)  # never leave a half-written temporary behind
         raise
@@ -80,10 +107,11 @@ def save(ckpt_dir, step: int, arrays: dict, meta: dict, keep: int = 2) -> Path:
             raise TypeError(f"checkpoint array {name} is a {type(a).__name__}, not a host numpy.ndarray")
     # 1. the arrays, under a temporary name; their hash names the final file
     tmp = ckpt_dir / f".ckpt-{step:06d}.{os.getpid()}.npz.tmp"
-    _write_synced(tmp, lambda f: numpy.savez(f, **arrays))
+    _write_synced(tmp, lambda f: numpy.savez(f, **arrays), "arrays written")
     digest = _sha256(tmp)
     npz = ckpt_dir / f"ckpt-{step:06d}.{digest[:12]}.npz"
     os.replace(tmp, npz)
+    _fault("arrays renamed")
     # 2. the JSON last: once it is in place, the checkpoint exists
     meta = dict(meta, format=FORMAT, format_version=FORMAT_VERSION, step=int(step),
                 arrays={"file": npz.name, "sha256": digest, "names": sorted(arrays)})
@@ -91,8 +119,9 @@ def save(ckpt_dir, step: int, arrays: dict, meta: dict, keep: int = 2) -> Path:
     old = _arrays_file(path)
     text = json.dumps(meta, indent=1, ensure_ascii=False).encode("utf-8")
     tmp = ckpt_dir / f".{path.name}.{os.getpid()}.tmp"
-    _write_synced(tmp, lambda f: f.write(text))
+    _write_synced(tmp, lambda f: f.write(text), "json written")
     os.replace(tmp, path)
+    _fault("json renamed")
     if old is not None and old != npz and old.exists():
         old.unlink()  # the arrays of an earlier save of this same step
     _sync_dir(ckpt_dir)
@@ -123,12 +152,48 @@ def _sync_dir(d: Path):
 
 
 def prune(ckpt_dir, keep: int):
-    """Delete all but the newest ``keep`` checkpoints: the JSON first, so none is left half there."""
+    """Delete all but the newest ``keep`` checkpoints, each arrays file before its JSON: a kill in between
+    leaves a JSON without arrays, which :func:`sweep` recognises, never arrays that nothing names."""
     for _, path in list_checkpoints(ckpt_dir)[:-keep] if keep > 0 else []:
         npz = _arrays_file(path)
-        path.unlink()
-        if npz is not None and npz.exists():
-            npz.unlink()
+        if npz is not None:
+            npz.unlink(missing_ok=True)
+        _fault("pruning")
+        path.unlink(missing_ok=True)
+
+
+def sweep(ckpt_dir) -> list[Path]:
+    """Remove what interrupted saves and prunes leave behind; returns what was removed.
+
+    That is: temporary files (``.ckpt-*.tmp``), arrays files that no checkpoint's JSON names, and the JSON
+    of an old checkpoint whose arrays are gone (a prune cut short). Only for a directory no one else is
+    writing: train.py calls it while it holds the run's lock. A JSON that cannot be read keeps every
+    arrays file of its step, so nothing that might still load is removed.
+    """
+    ckpt_dir = Path(ckpt_dir)
+    if not ckpt_dir.is_dir():
+        return []
+    found = list_checkpoints(ckpt_dir)
+    named, unreadable = set(), set()
+    for step, path in found:
+        npz = _arrays_file(path)
+        if npz is None:
+            unreadable.add(step)
+        else:
+            named.add(npz.name)
+    removed = []
+    for p in ckpt_dir.iterdir():
+        step = _NPZ.match(p.name)
+        if (p.name.startswith(".ckpt-") and p.name.endswith(".tmp")) or \
+                (step and p.name not in named and int(step.group(1)) not in unreadable):
+            removed.append(p)
+    for step, path in found[:-1]:
+        npz = _arrays_file(path)
+        if npz is not None and not npz.exists():
+            removed.append(path)
+    for p in removed:
+        p.unlink(missing_ok=True)
+    return removed
 
 
 def find(path) -> Path:
@@ -152,60 +217,215 @@ def find(path) -> Path:
     raise CheckpointError(f"no checkpoint in {p}")
 
 
-def load(path):
-    """Read and check a checkpoint. Returns (meta dict, arrays dict of NumPy arrays).
-
-    ``path``: anything :func:`find` accepts. Raises CheckpointError with one line
-    when the checkpoint is corrupt, truncated, incomplete or of another format version.
-    """
+def read_meta(path) -> tuple[dict, Path]:
+    """A checkpoint's JSON, every field checked, without its arrays. Returns (meta, the JSON's path)."""
     jpath = find(path)
     try:
         meta = json.loads(jpath.read_text("utf-8"))
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {jpath} is missing") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise CheckpointError(f"checkpoint {jpath} is corrupt or truncated ({type(exc).__name__})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{jpath} is not a minirnn checkpoint")
     if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"checkpoint {jpath} has format version {meta.get('format_version')!r}; "
+        raise CheckpointError(f"checkpoint {jpath} has format version {checks.short(meta.get('format_version'))}; "
                               f"this minirnn reads version {FORMAT_VERSION}")
     missing = [key for key in ("step", "arrays") if key not in meta]
     if missing:
         raise CheckpointError(f"checkpoint {jpath} is corrupt: it has no {', '.join(missing)}")
-    try:
-        info = meta["arrays"]
-        npz = jpath.with_name(Path(info["file"]).name)
-        expected, names = info["sha256"], info["names"]
-    except (KeyError, TypeError):
-        raise CheckpointError(f"checkpoint {jpath} is corrupt: it does not name its arrays file") from None
+    problem = _check_fields(meta)
+    if problem:
+        raise CheckpointError(f"checkpoint {jpath} is damaged: {problem}")
+    if "train" in meta:
+        from .options import from_dict
+        from_dict(meta["train"], f"checkpoint {jpath}")
+    return meta, jpath
+
+
+def load(path):
+    """Read and check a checkpoint. Returns (meta dict, arrays dict of NumPy arrays).
+
+    ``path``: anything :func:`find` accepts. Raises CheckpointError with one line
+    when the checkpoint is corrupt, truncated, incomplete, of another format version,
+    or when any field (docs/checkpoints.md) or array has the wrong type, value or dtype.
+    Imports nothing and runs no code from the checkpoint.
+    """
+    meta, jpath = read_meta(path)
+    info = meta["arrays"]
+    npz = jpath.with_name(info["file"])
     if not npz.is_file():
         raise CheckpointError(f"checkpoint {jpath} is incomplete: its arrays file {npz.name} is missing")
-    if _sha256(npz) != expected:
+    if _sha256(npz) != info["sha256"]:
         raise CheckpointError(f"checkpoint {jpath} is corrupt or truncated: {npz.name} does not match its SHA-256")
     try:
+        with zipfile.ZipFile(npz) as z:  # the sizes inside, before anything is unpacked
+            unpacked = sum(i.file_size for i in z.infolist())
+        checks.check_fits(unpacked, f"checkpoint arrays {npz.name}")
         with numpy.load(npz, allow_pickle=False) as f:
             arrays = {name: f[name] for name in f.files}
+    except checks.TooBig as exc:
+        raise CheckpointError(str(exc)) from None
     except Exception as exc:
         raise CheckpointError(f"checkpoint arrays {npz} cannot be read ({type(exc).__name__})") from None
-    if sorted(arrays) != sorted(names):
+    if sorted(arrays) != sorted(info["names"]):
         raise CheckpointError(f"checkpoint {jpath} is corrupt: its arrays are not the ones it lists")
+    problem = _check_arrays(arrays, meta.get("dtype"))
+    if problem:
+        raise CheckpointError(f"checkpoint {jpath} is damaged: {problem}")
     return meta, arrays
 
 
-def build_model(meta: dict, arrays: dict, backend=None):
-    """The CharRNN a checkpoint describes, with its parameters loaded on ``backend`` (default: NumPy)."""
-    from .backend import get_backend
-    from .model import CharRNN, ModelConfig
-
-    backend = backend or get_backend("numpy", meta.get("dtype", "float32"))
+# -- the fields, one rule each -----------------------------------------------------------------------------------
+def _is_generator_state(v) -> bool:
+    """A NumPy PCG64 ``bit_generator.state``, exactly as it would be set (no silent wrap-around)."""
+    if not (isinstance(v, dict) and v.get("bit_generator") == "PCG64"):
+        return False
     try:
-        config = ModelConfig(**meta["model"])
-    except (KeyError, TypeError):
-        raise CheckpointError(f"the checkpoint has no model description this minirnn knows: "
-                              f"{meta.get('model')}") from None
-    model = CharRNN(config, backend)  # ConfigError (one line) if, say, its custom cell cannot be imported
-    model.load_params({k[len("param."):]: a for k, a in arrays.items() if k.startswith("param.")})
+        g = numpy.random.PCG64()
+        g.state = v
+        return g.state == v
+    except Exception:
+        return False
+
+
+def _is_vocab(v) -> bool:
+    return (isinstance(v, list) and len(v) >= 2 and all(isinstance(c, str) and len(c) == 1 for c in v)
+            and len(set(v)) == len(v))
+
+
+def _names(v) -> bool:
+    return isinstance(v, list) and all(isinstance(n, str) for n in v)
+
+
+MODEL_FIELDS = ("vocab_size", "hidden_size", "num_layers", "cell", "dropout")  # ModelConfig's
+STATE = checks.Rule(_is_generator_state, "a NumPy PCG64 generator state")
+FIELDS = {  # dotted path -> rule; a field that is absent is not checked here (see build_model, restore_training)
+    "step": checks.integer(0),
+    "arrays": checks.Rule(lambda v: isinstance(v, dict), "an object"),
+    "arrays.file": checks.Rule(lambda v: isinstance(v, str) and _NPZ.match(v) is not None,
+                               "the name of an arrays file beside it (ckpt-<step>.<hash>.npz)"),
+    "arrays.sha256": checks.Rule(lambda v: isinstance(v, str) and re.fullmatch("[0-9a-f]{64}", v) is not None,
+                                 "a SHA-256 in hex"),
+    "arrays.names": checks.Rule(_names, "a list of array names"),
+    "vocab": checks.Rule(_is_vocab, "a list of at least two distinct single characters"),
+    "dtype": checks.choice("float32", "float64"),
+    "backend": checks.Rule(lambda v: isinstance(v, str), "a backend name"),
+    "elapsed": checks.number(0.0, want="a number of seconds"),
+    "metrics": checks.Rule(lambda v: isinstance(v, dict), "an object"),
+    "model": checks.Rule(lambda v: isinstance(v, dict) and set(v) == set(MODEL_FIELDS),
+                         "an object of " + ", ".join(MODEL_FIELDS)),
+    "optimizer": checks.Rule(lambda v: isinstance(v, dict), "an object"),
+    "optimizer.name": checks.choice("adam"),
+    "optimizer.t": checks.integer(0),
+    "optimizer.lr": checks.number(0.0, low_open=True, want="a positive number"),
+    "optimizer.beta1": checks.number(0.0, 1.0), "optimizer.beta2": checks.number(0.0, 1.0),
+    "optimizer.eps": checks.number(0.0, low_open=True, want="a positive number"),
+    "rng": checks.Rule(lambda v: isinstance(v, dict), "an object"), "rng.dropout": STATE,
+    "data": checks.Rule(lambda v: isinstance(v, dict), "an object"),
+    "data.batches": checks.Rule(lambda v: isinstance(v, dict), "an object"),
+    "data.batches.epoch": checks.integer(0), "data.batches.num_batches": checks.integer(1),
+    "data.batches.pointer": checks.integer(0), "data.batches.rng": STATE,
+}
+_ABSENT = object()
+
+
+def _get(meta: dict, dotted: str):
+    node = meta
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return _ABSENT
+        node = node[key]
+    return node
+
+
+def _check_fields(meta: dict) -> str | None:
+    """The first problem with the checkpoint's fields, as a phrase naming the field, or None."""
+    from .model import ModelConfig
+
+    for name, rule in FIELDS.items():  # a parent comes before its fields, so it is known to be an object
+        value, parent = _get(meta, name), name.rpartition(".")[0]
+        if value is _ABSENT:
+            if parent and _get(meta, parent) is not _ABSENT:  # an object that is there must be whole
+                return f"it has {parent} but no {name}"
+            continue
+        if not rule.ok(value):
+            return f"{name} is {checks.short(value)}, not {rule.want}"
+    if "model" in meta:
+        bad = checks.first_problem(meta["model"], ModelConfig.RULES)
+        if bad:
+            return f"model.{bad[0]} is {checks.short(bad[1])}, not {bad[2].want}"
+        if "vocab" in meta and meta["model"]["vocab_size"] != len(meta["vocab"]):
+            return (f"model.vocab_size is {meta['model']['vocab_size']} but the vocabulary has "
+                    f"{len(meta['vocab'])} symbols")
+    batches = _get(meta, "data.batches")
+    if batches is not _ABSENT and batches["pointer"] > batches["num_batches"]:
+        return f"data.batches.pointer {batches['pointer']} is past num_batches {batches['num_batches']}"
+    return None
+
+
+def _check_arrays(arrays: dict, dtype) -> str | None:
+    """The first array of the wrong kind, dtype, pairing or value, as a phrase naming it, or None."""
+    params = {k[len("param."):] for k in arrays if k.startswith("param.")}
+    for name, a in arrays.items():
+        kind, _, pname = name.partition(".")
+        if kind == "opt":
+            moment, _, pname = pname.partition(".")
+            if moment not in ("m", "v") or pname not in params:
+                return f"array {name} is not a moment of a parameter (opt.m.<name>, opt.v.<name>)"
+            if a.shape != arrays["param." + pname].shape:
+                return f"array {name} has shape {a.shape}, its parameter {arrays['param.' + pname].shape}"
+        elif kind != "param":
+            return f"array {name} is neither a parameter (param.*) nor Adam's state (opt.*)"
+        if a.dtype.kind != "f" or (dtype is not None and a.dtype != numpy.dtype(dtype)):
+            return f"array {name} has dtype {a.dtype}, not the checkpoint's {dtype or 'floating point'}"
+        if not numpy.isfinite(a).all():
+            return f"array {name} holds NaN or infinite values"
+        if name.startswith("opt.v.") and (a < 0).any():
+            return f"array {name} (Adam's second moment) has negative values"
+    return None
+
+
+# -- from a checkpoint back to a model ---------------------------------------------------------------------------
+def trusted_cell(stored: str, asked: str | None) -> str:
+    """The cell to build for a checkpoint whose model has cell ``stored``, when the user asked for ``asked``.
+
+    A built-in cell is a name; a cell given by import path (module:Class) is code, imported only when the
+    user named that same cell (--cell): with ``python -m`` the working directory is importable, so a module
+    shipped next to a checkpoint would otherwise run when it is opened.
+    """
+    from .model import is_import_path
+
+    if asked is not None and asked != stored:
+        raise CheckpointError(f"the checkpoint's cell is {stored!r}, not --cell {asked!r}")
+    if is_import_path(stored) and asked != stored:
+        raise CheckpointError(f"the checkpoint's cell {stored!r} is code, which loading a checkpoint never "
+                              f"imports on its own: if you trust it, pass --cell {stored}")
+    return stored
+
+
+def build_model(meta: dict, arrays: dict, backend=None, cell: str | None = None):
+    """The CharRNN a checkpoint describes, with its parameters loaded on ``backend`` (default: NumPy).
+
+    ``cell``: the cell the user asked for (needed, and must match, when the checkpoint's is module:Class).
+    """
+    from .backend import get_backend
+    from .model import CharRNN, ConfigError, ModelConfig
+
+    if "model" not in meta or "vocab" not in meta:
+        raise CheckpointError("the checkpoint has no model description or vocabulary: it cannot be sampled from")
+    config = ModelConfig(**meta["model"])  # every field checked on load
+    trusted_cell(config.cell, cell)
+    stored = sum(a.size for k, a in arrays.items() if k.startswith("param."))
+    if stored != config.num_params():  # before allocating what the JSON claims
+        raise CheckpointError(f"the checkpoint's model ({config.num_layers} layers of {config.hidden_size}) has "
+                              f"{config.num_params():,} parameters, its arrays hold {stored:,}")
+    backend = backend or get_backend("numpy", meta.get("dtype", "float32"))
+    model = CharRNN(config, backend)
+    try:
+        model.load_params({k[len("param."):]: a for k, a in arrays.items() if k.startswith("param.")})
+    except ConfigError as exc:
+        raise CheckpointError(f"the checkpoint's arrays do not fit its model: {exc}") from None
     return model
 
 
@@ -228,14 +448,22 @@ def training_meta(opt, batches, dropout_rng) -> dict:
 
 
 def restore_training(meta, arrays, model, opt, batches, dropout_rng):
-    """Put a checkpoint back into a freshly built model, optimizer, batch source and generator."""
+    """Put a checkpoint back into a freshly built model, optimizer, batch source and generator.
+    Its fields were checked on load; here only that the training state is there and fits."""
+    from .model import ConfigError
+
+    missing = [key for key in ("train", "optimizer", "rng", "data") if key not in meta]
+    if missing:
+        raise CheckpointError(f"the checkpoint has no {', '.join(missing)}: it can be sampled from, not resumed")
     be = model.backend
-    model.load_params({k[len("param."):]: a for k, a in arrays.items() if k.startswith("param.")})
     try:
+        model.load_params({k[len("param."):]: a for k, a in arrays.items() if k.startswith("param.")})
         opt.load_state_dict({k[len("opt."):]: be.asarray(a) for k, a in arrays.items() if k.startswith("opt.")})
-        opt.t = int(meta["optimizer"]["t"])
-        batches.load_state_dict(meta["data"]["batches"])
-        dropout_rng.bit_generator.state = meta["rng"]["dropout"]
-    except (KeyError, TypeError) as exc:
-        raise CheckpointError(f"the checkpoint lacks part of the training state ({exc}); "
-                              "it can be sampled from, not resumed") from None
+    except ConfigError as exc:
+        raise CheckpointError(f"the checkpoint's arrays do not fit its model: {exc}") from None
+    except KeyError as exc:
+        raise CheckpointError(f"the checkpoint has no array opt.{exc.args[0]}: it can be sampled from, "
+                              "not resumed") from None
+    opt.t = meta["optimizer"]["t"]
+    batches.load_state_dict(meta["data"]["batches"])
+    dropout_rng.bit_generator.state = meta["rng"]["dropout"]

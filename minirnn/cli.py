@@ -1,7 +1,15 @@
-"""What every command shares: a parser whose errors are one line, never a usage block."""
+"""What every command shares: a parser whose errors are one line, never a usage block, and the one
+line (and at most one hint line) that a failure ends in.
+
+Exit statuses: 2 for bad input, 1 for a failure of the machine (a full disk, too little memory) or a
+diverged run, 128 + the signal's number when a signal stopped it (130 for Ctrl-C, 143 for SIGTERM).
+"""
 from __future__ import annotations
 
 import argparse
+import errno
+import os
+import sys
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -12,7 +20,54 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def add_model_flags(ap: argparse.ArgumentParser):
-    """--checkpoint and --backend, the same in every command that reads a trained model."""
+    """--checkpoint, --cell and --backend, the same in every command that reads a trained model."""
     ap.add_argument("--checkpoint", required=True, metavar="PATH",
                     help="a run directory (its newest checkpoint) or a checkpoint file (.json or .npz)")
+    ap.add_argument("--cell", default=None, metavar="MODULE:CLASS",
+                    help="only for a checkpoint of your own cell: name it to allow importing it (a checkpoint "
+                         "never imports code on its own)")
     ap.add_argument("--backend", default="numpy", choices=["numpy", "cupy"], help="numpy (default) or cupy")
+
+
+def fail(prog: str, line: str, status: int, hint: str | None = None) -> int:
+    """Print ``prog: line`` (and ``hint: ...``) on stderr; return ``status`` for sys.exit."""
+    print(f"{prog}: {line}", file=sys.stderr)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)
+    return status
+
+
+def describe(exc: BaseException) -> str:
+    """An OSError or MemoryError as a phrase: what went wrong and, where known, with which file."""
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    what = exc.strerror or str(exc)
+    return f"{what}: {exc.filename}" if exc.filename else what
+
+
+def machine_hint(exc: BaseException, command: str) -> str | None:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "free some space; a checkpoint is written whole or not at all, so the newest one is intact"
+    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+        return f"{command} needs a directory it may write to"
+    if isinstance(exc, MemoryError):
+        return "try a smaller --batch-size, --seq-length or --hidden-size"
+    return None
+
+
+def internal_error(prog: str, exc: Exception) -> int:
+    """An error that is minirnn's fault, not the input's: one line, or the traceback with MINIRNN_DEBUG=1."""
+    if os.environ.get("MINIRNN_DEBUG"):
+        raise exc
+    return fail(prog, f"internal error: {type(exc).__name__}: {exc}", 1,
+                "this is a bug in minirnn; MINIRNN_DEBUG=1 shows where, please report it with the command")
+
+
+def quiet_broken_pipe() -> int:
+    """After stdout's reader went away (``... | head``): send the rest nowhere, exit as a closed pipe does."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that Python's own flush at exit does not fail again
+    except (OSError, ValueError):
+        pass
+    return 141  # 128 + SIGPIPE, what the shell reports for a program a closed pipe stopped

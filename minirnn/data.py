@@ -19,9 +19,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 
 import numpy
+
+from .checks import TooBig, check_fits, human
 
 BUNDLED = Path(__file__).parent / "texts" / "tinyshakespeare.txt"  # 1,115,394 characters, 65 symbols
 
@@ -31,17 +34,43 @@ class DataError(ValueError):
 
 
 # -- reading ---------------------------------------------------------------------------------------
+# What reading a text holds at its peak, per byte of the file: the bytes, the str, its UTF-32 code points and
+# the int32 ids. A file whose multiple cannot fit is refused before it is read.
+BYTES_PER_BYTE = 10
+_KINDS = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+          stat.S_IFSOCK: "a socket"}
+
+
 def read_bytes(path=None) -> bytes:
-    """The raw bytes of ``path`` (None: the bundled Tiny Shakespeare), or a DataError saying why not."""
+    """The raw bytes of ``path`` (None: the bundled Tiny Shakespeare), or a DataError saying why not.
+
+    Only a regular file is read (a FIFO would wait forever, /dev/zero never end), and only if it fits in
+    memory, checked from its size before reading. '' is refused: it never means the bundled text.
+    """
+    if path is not None and str(path) == "":
+        raise DataError("the file name is empty: name a text file, or leave the flag out for the bundled text")
     path = BUNDLED if path is None else Path(path)
-    if not path.exists():
-        raise DataError(f"no such file: {path}")
-    if path.is_dir():
-        raise DataError(f"{path} is a directory; pass a text file")
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
+    try:  # O_NONBLOCK: a FIFO opens at once, instead of waiting for a writer, and is refused below
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise DataError(f"no such file: {path}") from None
+    except OSError as exc:  # a symlink loop, no permission, a name too long...
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    mode = os.fstat(fd)
+    if not stat.S_ISREG(mode.st_mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode.st_mode):
+            raise DataError(f"{path} is a directory; pass a text file")
+        kind = _KINDS.get(stat.S_IFMT(mode.st_mode), "not a regular file")
+        raise DataError(f"{path} is {kind}, not a regular file: pass a text file")
+    with os.fdopen(fd, "rb") as f:
+        try:
+            check_fits(mode.st_size * BYTES_PER_BYTE, f"reading {path} ({human(mode.st_size)})")
+            raw = f.read(mode.st_size)
+        except TooBig as exc:
+            raise DataError(str(exc)) from None
+        except OSError as exc:
+            raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
     if not raw:
         raise DataError(f"{path} is empty")
     return raw
@@ -58,7 +87,8 @@ def decode(raw: bytes, name="the text") -> str:
 
 def load_text(path=None) -> str:
     """The whole text of a UTF-8 file as a str; None loads the bundled Tiny Shakespeare."""
-    return decode(read_bytes(path), str(BUNDLED if path is None else path))
+    raw = read_bytes(path)
+    return decode(raw, str(BUNDLED if path is None else path))
 
 
 # -- the vocabulary -------------------------------------------------------------------------------------

@@ -11,10 +11,12 @@ name, shape and meaning.
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import asdict, dataclass
 
 import numpy
 
+from . import checks
 from .backend import Backend, get_backend
 from .cell import Cell, onehot, sub_tree
 from .gru import GRU
@@ -32,21 +34,39 @@ class ConfigError(ValueError):
     """A model configuration that cannot work; the message is one line."""
 
 
+# A cell given by import path: "package.module:ClassName".
+IMPORT_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def is_import_path(name) -> bool:
+    """Whether ``name`` names code to import (module:Class) rather than a built-in cell."""
+    return isinstance(name, str) and name not in CELLS and IMPORT_PATH.match(name) is not None
+
+
 def make_cell(name: str) -> Cell:
-    """A cell by name ("rnn", "lstm", "gru") or by import path ("package.module:ClassName")."""
+    """A cell by name ("rnn", "lstm", "gru") or by import path ("package.module:ClassName").
+
+    An import path runs that module's code, so only a name the user typed may
+    come here: a name read from a file (a checkpoint, a run's config.json) is
+    checked against the command line first (checkpoint.trusted_cell).
+    """
     if name in CELLS:
         return CELLS[name]()
-    if ":" not in name:
-        raise ConfigError(f"unknown cell {name!r}: use rnn, lstm, gru or an import path module:Class")
-    module_name, _, class_name = name.partition(":")
+    if not is_import_path(name):
+        raise ConfigError(f"unknown cell {checks.short(name)}: use rnn, lstm, gru or an import path module:Class")
+    module_name, class_name = name.split(":")
     try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"cannot load cell {name!r}: {exc}") from None
-    cell = cls()
-    if not isinstance(cell, Cell):
-        raise ConfigError(f"{name!r} is not a minirnn.cell.Cell subclass")
-    return cell
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # ImportError, or whatever the module's own code raised
+        reason = (str(exc).splitlines() or [""])[0]
+        raise ConfigError(f"cannot load cell {name!r}: {type(exc).__name__}: {reason}") from None
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Cell)):  # never call what is not a cell class
+        raise ConfigError(f"{name!r} is not a cell: it must name a minirnn.cell.Cell subclass")
+    try:
+        return cls()
+    except Exception as exc:
+        raise ConfigError(f"cell {name!r} cannot be built without arguments ({type(exc).__name__}: {exc})") from None
 
 
 @dataclass
@@ -57,18 +77,40 @@ class ModelConfig:
     cell: str = "lstm"  # rnn | lstm | gru | "module:Class" for your own cell
     dropout: float = 0.0  # probability of zeroing a layer's output, in training only
 
-    def validate(self):
-        if self.vocab_size < 2:
-            raise ConfigError(f"vocab_size must be at least 2, got {self.vocab_size}")
-        if self.hidden_size < 1 or self.num_layers < 1:
-            raise ConfigError("hidden_size and num_layers must be positive")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        make_cell(self.cell)
+    # What each field must be; train's options use the same rules under their flags' names.
+    RULES = {"vocab_size": checks.integer(2), "hidden_size": checks.integer(1), "num_layers": checks.integer(1),
+             "cell": checks.Rule(lambda v: v in CELLS or is_import_path(v), "rnn, lstm, gru or module:Class"),
+             "dropout": checks.number(0.0, 1.0)}
+
+    def validate(self, name=lambda field: field):
+        """Raise ConfigError naming the first field that cannot work; ``name`` spells a field (e.g. as a flag).
+        Imports nothing: a cell given by import path is loaded when the model is built."""
+        bad = checks.first_problem(asdict(self), self.RULES)
+        if bad is not None:
+            field, value, rule = bad
+            if field == "cell":
+                raise ConfigError(f"unknown cell {checks.short(value)}: use rnn, lstm, gru or an import path "
+                                  "module:Class")
+            raise ConfigError(f"{name(field)} must be {rule.want}, got {checks.short(value)}")
         return self
 
     def to_dict(self):
         return asdict(self)
+
+    def num_params(self) -> int:
+        """Trainable parameters, counted from the shapes alone (nothing is allocated)."""
+        cell, V, H = make_cell(self.cell), self.vocab_size, self.hidden_size
+        first = sum(int(numpy.prod(s)) for s in cell.param_shapes(V, H).values())
+        later = sum(int(numpy.prod(s)) for s in cell.param_shapes(H, H).values()) if self.num_layers > 1 else 0
+        return first + (self.num_layers - 1) * later + H * V + V  # + the decoder
+
+    def training_bytes(self, batch_size: int, seq_length: int, itemsize: int) -> int:
+        """A lower bound on what training holds: parameters, gradients and Adam's two moments (4 copies),
+        per layer and step the output and the widest gate block kept for the backward pass, and the logits
+        with their gradient. The true peak is higher (docs/troubleshooting.md, "Running out of memory")."""
+        H, V, NT = self.hidden_size, self.vocab_size, batch_size * seq_length
+        gates = max((s[-1] for s in make_cell(self.cell).param_shapes(H, H).values() if len(s) == 2), default=H)
+        return itemsize * (4 * self.num_params() + NT * (self.num_layers * (H + gates) + 2 * V))
 
 
 def named_views(flat, shapes: dict) -> dict:

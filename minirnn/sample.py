@@ -20,12 +20,12 @@ import sys
 
 import numpy
 
-from . import checkpoint
+from . import checkpoint, checks, cli
 from .backend import BackendError, get_backend
 from .checkpoint import CheckpointError
-from .data import Vocab
-from .model import ConfigError
 from .cli import OneLineParser, add_model_flags
+from .data import DataError, Vocab, decode, read_bytes
+from .model import ConfigError
 
 PRIME_CHUNK = 256  # prime characters read per forward call: long primes need no long caches
 
@@ -34,11 +34,23 @@ class SampleError(ValueError):
     """Sampling options that cannot work; one line."""
 
 
-def load_model(path, backend: str = "numpy"):
-    """A checkpoint (run directory or file) -> (model on ``backend``, vocab, meta)."""
+def load_model(path, backend: str = "numpy", cell: str | None = None):
+    """A checkpoint (run directory or file) -> (model on ``backend``, vocab, meta).
+
+    ``cell``: the cell the user named; a checkpoint of a module:Class cell loads only if it is that one
+    (checkpoint.trusted_cell), so that opening a checkpoint never imports code it names."""
     meta, arrays = checkpoint.load(path)
-    model = checkpoint.build_model(meta, arrays, get_backend(backend, meta.get("dtype", "float32")))
+    model = checkpoint.build_model(meta, arrays, get_backend(backend, meta.get("dtype", "float32")), cell)
     return model, Vocab(meta["vocab"]), meta
+
+
+def sampling_bytes(model, num_samples: int, prime_length: int, length: int) -> int:
+    """At least what :func:`sample` holds: per row the drawn ids and the prime (int64), the texts (str
+    and the list they are joined from), the logits and the state of every layer."""
+    c = model.config
+    per_row = 8 * (length + prime_length) + 20 * (length + prime_length) \
+        + model.backend.dtype.itemsize * (4 * c.vocab_size + 2 * c.num_layers * c.hidden_size)
+    return num_samples * per_row
 
 
 def pick(logits, rng, temperature=1.0, top_k=None, greedy=False):
@@ -78,6 +90,13 @@ def sample(model, vocab: Vocab, prime: str = "The ", length: int = 500, temperat
                           "character, use --greedy)")
     if top_k is not None and top_k < 1:
         raise SampleError(f"--top-k must be at least 1, got {top_k}")
+    if seed is not None and not (checks.is_int(seed) and seed >= 0):
+        raise SampleError(f"--seed must be 0 or more, got {seed}")
+    try:  # before allocating: --num-samples 1000000000 is one line, not a MemoryError
+        checks.check_fits(sampling_bytes(model, num_samples, len(prime), length),
+                          f"--num-samples {num_samples} with --length {length} and a prime of {len(prime):,}")
+    except checks.TooBig as exc:
+        raise SampleError(str(exc)) from None
     be, N = model.backend, num_samples
     ids = numpy.tile(vocab.encode(prime), (N, 1))  # (N, P): every row reads the same prime
     state = None
@@ -93,31 +112,48 @@ def sample(model, vocab: Vocab, prime: str = "The ", length: int = 500, temperat
     return [prime + vocab.decode(row) for row in out]
 
 
+def read_prime(path) -> str:
+    """The prime text of --prime-file: a regular UTF-8 file, checked as a training text is."""
+    return decode(read_bytes(path), str(path))
+
+
+PROG = "minirnn.sample"
+
+
 def main(argv=None) -> int:
     ap = OneLineParser(prog="python -m minirnn.sample",
                        description="Generate text from a checkpoint of python -m minirnn.train. "
                                    "Every flag is described in docs/flags.md.")
     add_model_flags(ap)
-    ap.add_argument("--prime", default="The ", help="text to read before generating (default 'The ')")
+    prime = ap.add_mutually_exclusive_group()
+    prime.add_argument("--prime", default="The ", help="text to read before generating (default 'The ')")
+    prime.add_argument("--prime-file", metavar="FILE", help="read the prime text from this UTF-8 file instead "
+                                                            "(no length limit)")
     ap.add_argument("--length", type=int, default=500, help="characters to generate after the prime (default 500)")
     ap.add_argument("--temperature", type=float, default=1.0,
                     help="divides the logits: lower is more conservative, higher more surprising (default 1.0)")
     ap.add_argument("--top-k", type=int, default=None, help="draw only from the k most likely characters")
     ap.add_argument("--greedy", action="store_true", help="always take the most likely character")
-    ap.add_argument("--seed", type=int, default=None, help="seed for the draws (default: different every run)")
+    ap.add_argument("--seed", type=int, default=None, help="seed for the draws, 0 or more (default: different "
+                                                           "every run)")
     ap.add_argument("--num-samples", type=int, default=1, help="how many texts to draw, together in one batch")
-    args = ap.parse_args(argv)
     try:
-        model, vocab, _ = load_model(args.checkpoint, args.backend)
-        texts = sample(model, vocab, args.prime, args.length, args.temperature, args.top_k, args.greedy,
+        args = ap.parse_args(argv)
+        prime = args.prime if args.prime_file is None else read_prime(args.prime_file)
+        model, vocab, _ = load_model(args.checkpoint, args.backend, args.cell)
+        texts = sample(model, vocab, prime, args.length, args.temperature, args.top_k, args.greedy,
                        args.seed, args.num_samples)
-    except (SampleError, CheckpointError, BackendError, ConfigError) as exc:
-        print(f"minirnn.sample: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # e.g. a checkpoint we may not read
-        print(f"minirnn.sample: error: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
-        return 2
-    print(("\n" + "-" * 40 + "\n").join(texts))
+        print(("\n" + "-" * 40 + "\n").join(texts), flush=True)
+    except (SampleError, CheckpointError, BackendError, ConfigError, DataError) as exc:
+        return cli.fail(PROG, f"error: {exc}", 2)
+    except BrokenPipeError:  # python -m minirnn.sample ... | head: the reader has what it wanted
+        return cli.quiet_broken_pipe()
+    except (OSError, MemoryError) as exc:  # e.g. a checkpoint we may not read
+        return cli.fail(PROG, f"error: {cli.describe(exc)}", 1 if isinstance(exc, MemoryError) else 2)
+    except KeyboardInterrupt:  # Ctrl-C: the shell's quiet 130
+        return 130
+    except Exception as exc:
+        return cli.internal_error(PROG, exc)
     return 0
 
 

@@ -7,17 +7,16 @@
 One step is the tutorial's: a batch x, y (N, T) starting from a zero state,
 forward and backward through T steps, clip the gradient's global norm at 5,
 one Adam update. Every ``print_every`` steps a line shows the loss; every
-``eval_every`` steps the validation loss and accuracy. A run directory holds
-config.json, vocab.json, metrics.jsonl (one JSON object per line, written as it
-comes), loss.png, and checkpoints/ (see minirnn/checkpoint.py). Flags:
-docs/flags.md.
+``eval_every`` steps the validation loss and accuracy; every
+``checkpoint_every`` steps a checkpoint (checkpoint.py). The options are
+options.py's TrainConfig (flags: docs/flags.md); the run directory, held by
+one process at a time, is rundir.py's.
 
 The loop never waits for the GPU except at those edges: the loss and the
 gradient norm are summed as device arrays and read once per print.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -25,88 +24,47 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy
 
-from . import checkpoint
-from .cli import OneLineParser
+from . import checkpoint, checks, cli
 from .backend import BackendError, get_backend
 from .checkpoint import CheckpointError
-from .data import Batches, DataError, Vocab, check_length, default_cache_dir, eval_windows, load_text, prepare, split
+from .checks import TooBig, check_fits
+from .data import (
+    Batches,
+    DataError,
+    Vocab,
+    check_length,
+    default_cache_dir,
+    eval_windows,
+    load_text,
+    prepare,
+    split,
+)
 from .layers import accuracy
 from .malloc import keep_freed_memory
-from .model import CharRNN, ConfigError, ModelConfig
+from .model import CharRNN, ConfigError
 from .optim import Adam, clip_by_global_norm
-from .plot import read_metrics
+from .options import FIXED, TrainConfig, TrainError, build_parser, flag, parse, resume_config, stored_options
+from .rundir import RunDir, check_new, create_new, run_of
 
-
-class TrainError(ValueError):
-    """Training options that cannot work together; one line."""
+__all__ = ["Diverged", "TrainConfig", "TrainError", "TrainResult", "build_parser", "evaluate", "main",
+           "resume_config", "train"]
 
 
 class Diverged(RuntimeError):
     """The loss or the parameters stopped being finite numbers."""
 
 
-@dataclass
-class TrainConfig:
-    # data
-    data: str | None = None  # a UTF-8 text file; None: the bundled Tiny Shakespeare
-    val_fraction: float = 0.1  # the last part of the text, held out for validation (0: none)
-    cache_dir: str | None = None  # where encoded texts are cached; None: ~/.cache/minirnn, "": no cache
-    # model
-    cell: str = "lstm"  # rnn | lstm | gru | module:Class
-    hidden_size: int = 256  # H, units per layer
-    num_layers: int = 2
-    dropout: float = 0.0  # on each layer's output, while training
-    # optimisation (the tutorial's values)
-    lr: float = 1e-3  # Adam's learning rate
-    batch_size: int = 128  # N
-    seq_length: int = 50  # T, the steps backpropagated through
-    clip: float = 5.0  # global-norm clipping threshold; 0 turns it off
-    max_steps: int = 500  # total steps of the run, counted from its start (also across resumes)
-    # the run
-    seed: int = 0  # initial weights, batch order, dropout masks
-    backend: str = "numpy"  # numpy | cupy
-    threads: int = 0  # CPU threads; the batch is split into one shard per thread (parallel.py). 0: one per core
-    dtype: str = "float32"
-    out: str | None = None  # run directory; None: runs/<date-time>
-    resume: str | None = None  # a run directory (its newest checkpoint) or a checkpoint file
-    print_every: int = 20
-    eval_every: int = 100  # 0: never
-    eval_batches: int = 20  # validation batches per evaluation; 0: the whole validation text
-    checkpoint_every: int = 100  # 0: only at the end
-    keep: int = 2  # checkpoints kept, newest first
-    quiet: bool = False  # no progress lines
+class Interrupted(KeyboardInterrupt):
+    """A second Ctrl-C or SIGTERM: stop at once, without saving the step under way."""
 
-    def validate(self):
-        positive = ["hidden_size", "num_layers", "batch_size", "seq_length", "max_steps", "print_every", "keep"]
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise TrainError(f"{flag(name)} must be a positive integer, got {getattr(self, name)}")
-        for name in ["eval_every", "eval_batches", "checkpoint_every", "threads"]:
-            if getattr(self, name) < 0:
-                raise TrainError(f"{flag(name)} must be 0 or more, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise TrainError(f"--dropout must be in [0, 1), got {self.dropout}")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise TrainError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise TrainError(f"--lr must be a positive number, got {self.lr}")
-        if not (self.clip >= 0 and math.isfinite(self.clip)):
-            raise TrainError(f"--clip must be 0 (off) or positive, got {self.clip}")
-        return self
-
-
-# What makes a run the run it is: a resume must keep these (see resume_config).
-FIXED = ("val_fraction", "cell", "hidden_size", "num_layers", "dropout", "lr", "batch_size", "seq_length",
-         "clip", "seed", "dtype")
-
-
-def flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+    def __init__(self, signame: str):
+        super().__init__(signame)
+        self.signame, self.run_dir = signame, None
 
 
 @dataclass
@@ -116,19 +74,6 @@ class TrainResult:
     history: list = field(default_factory=list)  # the metrics rows written by this call
     checkpoint: Path | None = None  # the newest checkpoint
     stopped_by: str | None = None  # "SIGINT" / "SIGTERM" when a signal ended the run
-
-
-def resume_config(path, **overrides) -> TrainConfig:
-    """The configuration of the run a checkpoint belongs to, with ``overrides``; those in FIXED must agree."""
-    meta, _ = checkpoint.load(path)
-    if "train" not in meta:
-        raise CheckpointError(f"{checkpoint.find(path)} has no training configuration to resume from")
-    stored = {k: v for k, v in meta["train"].items() if k in {f.name for f in fields(TrainConfig)}}
-    for name, value in overrides.items():
-        if name in FIXED and value != stored.get(name):
-            raise TrainError(f"{flag(name)} {value} differs from the checkpoint's {stored.get(name)}: "
-                             "a resumed run keeps its model, data layout and optimiser settings")
-    return replace(TrainConfig(**stored), **dict(overrides, resume=str(path), out=None))
 
 
 # -- the pieces of a step's surroundings ---------------------------------------------------------------------------
@@ -151,7 +96,7 @@ def evaluate(model, ids, batch_size, seq_length, max_batches=0):
 class SignalCatcher:
     """While active, SIGINT and SIGTERM only set ``self.caught``: the loop saves and stops at the next step.
 
-    A second signal raises KeyboardInterrupt at once, for a user who does not want to wait.
+    A second signal raises Interrupted at once, for a user who does not want to wait.
     """
 
     def __init__(self):
@@ -165,7 +110,7 @@ class SignalCatcher:
 
     def handle(self, signum, frame):
         if self.caught is not None:
-            raise KeyboardInterrupt
+            raise Interrupted(signal.Signals(signum).name)
         self.caught = signal.Signals(signum).name
 
     def __exit__(self, *exc):
@@ -173,23 +118,39 @@ class SignalCatcher:
             signal.signal(sig, old)
 
 
-def new_run_dir(config: TrainConfig) -> Path:
-    """The run directory to create: --out, or runs/<date-time> (with a suffix if that is taken)."""
-    if config.out:
-        out = Path(config.out)
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise TrainError(f"{out} already exists and is not an empty directory; choose another --out "
-                             f"or continue that run with --resume {out}")
-        return out
-    base = Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-    out, n = base, 1
-    while out.exists():
-        n += 1
-        out = base.with_name(f"{base.name}-{n}")
-    return out
+class Window:
+    """The steps since the last progress line: device sums of the loss and gradient norm (no sync to add)."""
+
+    def __init__(self, step: int):
+        self.start_step, self.t0 = step, time.perf_counter()
+        self.reset()
+
+    def reset(self):
+        self.steps, self.chars, self.loss_sum, self.norm_sum, self.t = 0, 0, 0.0, 0.0, time.perf_counter()
+
+    def add(self, loss, norm, chars: int):
+        self.steps, self.chars = self.steps + 1, self.chars + chars
+        self.loss_sum, self.norm_sum = self.loss_sum + loss, self.norm_sum + norm
+
+    def check_finite(self, be, step: int):
+        if self.steps and not math.isfinite(be.scalar(self.loss_sum)):
+            raise Diverged(f"the loss is not finite before step {step}")
+
+    def row(self, be, step: int, loss, max_steps: int) -> tuple[dict, str]:
+        """The progress row of ``step`` (an edge: now we may wait for the numbers) and the time left;
+        starts a new window."""
+        avg = be.scalar(self.loss_sum) / self.steps
+        if not math.isfinite(avg):
+            raise Diverged(f"the loss is {avg} at step {step}")
+        now = time.perf_counter()
+        left = (max_steps - step) * (now - self.t0) / (step - self.start_step)
+        row = {"step": step, "loss": be.scalar(loss), "loss_avg": avg, "grad_norm": be.scalar(self.norm_sum)
+               / self.steps, "chars_per_sec": self.chars / (now - self.t)}
+        self.reset()
+        return row, _duration(left)
 
 
-# -- the training loop -----------------------------------------------------------------------------------------
+# -- before the first step -----------------------------------------------------------------------------------------
 @dataclass
 class Setup:
     """Everything a run needs, built and checked before anything is written."""
@@ -200,48 +161,93 @@ class Setup:
     opt: Adam
     batches: Batches
     dropout_rng: numpy.random.Generator  # one dropout seed per step
-    run_dir: Path
+    run_dir: Path | None = None
     step: int = 0  # steps already taken (a resumed run starts at its checkpoint's)
     elapsed: float = 0.0  # seconds spent training before this call
 
 
-def prepare_run(config: TrainConfig) -> Setup:
-    """Check the options, load the text and (on resume) the checkpoint, build the model. Writes nothing."""
-    config.validate()
+def prepare_run(config: TrainConfig, run_dir: Path | None = None) -> Setup:
+    """Load the text and, for a resume of ``run_dir``, its newest checkpoint (or, if it has none yet, its
+    config.json: the run starts again); check that they agree and that the model fits; build it.
+    Writes nothing."""
     meta = arrays = None
-    if config.resume:
+    if run_dir is not None and checkpoint.list_checkpoints(run_dir / "checkpoints"):
         meta, arrays = checkpoint.load(config.resume)
-        if not {"train", "vocab", "optimizer", "rng", "data"} <= set(meta):
-            raise CheckpointError(f"{checkpoint.find(config.resume)} lacks the training state: "
-                                  "it can be sampled from, not resumed")
-        for name in FIXED:
-            if getattr(config, name) != meta["train"].get(name):
-                raise TrainError(f"{flag(name)} {getattr(config, name)} differs from the checkpoint's "
-                                 f"{meta['train'].get(name)}; use resume_config() to continue a run")
-        if config.max_steps <= meta["step"]:
-            raise TrainError(f"the checkpoint is at step {meta['step']}: pass a --max-steps above that")
+        if "train" not in meta:
+            raise CheckpointError(f"{checkpoint.find(config.resume)} has no training state: it can be "
+                                  "sampled from, not resumed")
+        stored, stored_vocab = meta["train"], meta.get("vocab")
+    elif run_dir is not None:
+        stored, _ = stored_options(run_dir)
+        stored_vocab = _read_vocab(run_dir / "vocab.json")
+    for name in FIXED if run_dir is not None else ():  # the one check that a resume is the same run
+        if getattr(config, name) != stored.get(name):
+            raise TrainError(f"{flag(name)} {getattr(config, name)} differs from the run's {stored.get(name)}: "
+                             f"a resumed run keeps its model, data layout and optimiser settings")
+    if meta is not None and config.max_steps <= meta["step"]:
+        raise TrainError(f"the checkpoint is at step {meta['step']}: pass a --max-steps above that")
     if config.data:  # stored absolute, so that a resume from another directory finds the text
-        config = replace(config, data=str(Path(config.data).resolve()))
+        config = replace(config, data=os.path.abspath(config.data))  # (symlinks kept: a loop is read's to report)
     be = get_backend(config.backend, config.dtype)
     text = load_text(config.data)
     check_length(len(text), config.batch_size, config.seq_length, config.val_fraction)
     vocab, ids = prepare(text, None if config.cache_dir == "" else (config.cache_dir or default_cache_dir()))
-    if meta is not None and Vocab(meta["vocab"]) != vocab:
-        raise CheckpointError(f"the checkpoint's vocabulary ({len(meta['vocab'])} symbols) does not match "
-                              f"the data's ({len(vocab)} symbols): resume on the text it was trained on")
+    if run_dir is not None and stored_vocab is not None and stored_vocab != vocab.chars:
+        raise CheckpointError(vocab_difference(stored_vocab, vocab.chars))
+    model_config = config.model_config(len(vocab))
+    check_fits(model_config.training_bytes(config.batch_size, config.seq_length, numpy.dtype(config.dtype).itemsize),
+               f"--hidden-size {config.hidden_size} with --num-layers {config.num_layers}, --batch-size "
+               f"{config.batch_size} and --seq-length {config.seq_length}")
     train_ids, val_ids = split(ids, config.val_fraction)
-    model = CharRNN(ModelConfig(len(vocab), config.hidden_size, config.num_layers, config.cell, config.dropout),
-                    be, config.seed, threads=config.threads or None)
+    model = CharRNN(model_config, be, config.seed, threads=config.threads or None)
     run = Setup(config, vocab, val_ids, model, Adam(model.params, config.lr),
                 Batches(train_ids, config.batch_size, config.seq_length, seed=[config.seed, 1]),
-                numpy.random.default_rng([config.seed, 2]), None)
-    if meta is None:
-        run.run_dir = new_run_dir(config)
-    else:
+                numpy.random.default_rng([config.seed, 2]), run_dir)
+    if meta is not None:
         checkpoint.restore_training(meta, arrays, model, run.opt, run.batches, run.dropout_rng)
-        run.run_dir = checkpoint.find(config.resume).parent.parent  # RUN_DIR/checkpoints/ckpt-*.json
         run.step, run.elapsed = meta["step"], meta.get("elapsed", 0.0)
     return run
+
+
+def _read_vocab(path: Path):
+    try:
+        return json.loads(path.read_text("utf-8"))["chars"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # a run killed before it wrote vocab.json: the text decides
+
+
+def vocab_difference(stored: list, chars: list) -> str:
+    """One line saying how the text's vocabulary differs from the run's."""
+    new, old = [c for c in chars if c not in set(stored)], [c for c in stored if c not in set(chars)]
+    if new or old:
+        parts = ([f"has {checks.short(''.join(new))}, which the run never saw"] if new else []) + \
+                ([f"lacks {checks.short(''.join(old))}"] if old else [])
+        how = " and ".join(parts)
+    else:
+        how = f"has the same {len(chars)} symbols, in another order of frequency (its character counts differ)"
+    return f"the text's vocabulary differs from the run's: it {how}; resume on the text the run was trained on"
+
+
+def start(config: TrainConfig) -> tuple[RunDir, Setup]:
+    """Hold the run directory and build the run. A resume takes the lock first, so that the checkpoint it
+    reads is the newest, then sweeps what a killed run left; a new run creates its directory last, once
+    everything is checked, so that a refusal writes nothing."""
+    if config.resume:
+        held = RunDir(run_of(config.resume))
+        held.claim()
+        try:
+            run = prepare_run(config, held.path)
+            held.sweep()
+        except BaseException:
+            held.close()
+            raise
+    else:
+        if config.out:
+            check_new(Path(config.out))  # before the work, not only after it
+        run = prepare_run(config)
+        held = create_new(config.out)
+    run.run_dir = held.path
+    return held, run
 
 
 def save_checkpoint(run: Setup, step: int, elapsed: float, last_row: dict) -> Path:
@@ -256,33 +262,34 @@ def save_checkpoint(run: Setup, step: int, elapsed: float, last_row: dict) -> Pa
     return checkpoint.save(run.run_dir / "checkpoints", step, arrays, meta, run.config.keep)
 
 
+# -- the training loop -----------------------------------------------------------------------------------------
 def train(config: TrainConfig) -> TrainResult:
-    """Train (or continue) a run. Raises DataError, TrainError, CheckpointError, ConfigError or
-    BackendError for bad input (before writing anything), Diverged when the loss stops being finite."""
-    run = prepare_run(config)
+    """Train (or continue) a run. Raises DataError, TrainError, CheckpointError, ConfigError, TooBig or
+    BackendError for bad input (before writing anything), Diverged when the loss stops being finite,
+    Interrupted on a second signal."""
+    config.validate()
+    held, run = start(config)
+    with held:
+        held.write_json("config.json", asdict(run.config))  # first: a run killed now can be resumed
+        held.write_json("vocab.json", {"chars": run.vocab.chars})
+        with held.open_metrics(run.step) as metrics:
+            return loop(run, metrics)
+
+
+def loop(run: Setup, metrics) -> TrainResult:
     config, model, be, step = run.config, run.model, run.model.backend, run.step
-    # Everything is checked: from here on we write.
-    run.run_dir.mkdir(parents=True, exist_ok=True)
-    (run.run_dir / "config.json").write_text(json.dumps(asdict(config), indent=1))
-    (run.run_dir / "vocab.json").write_text(run.vocab.to_json(), encoding="utf-8")
-    metrics_path, tmp = run.run_dir / "metrics.jsonl", run.run_dir / ".metrics.jsonl.tmp"
-    kept = [r for r in read_metrics(run.run_dir) if r.get("step", 0) <= step] if config.resume else []
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))  # a resume drops rows past its checkpoint
-    os.replace(tmp, metrics_path)
     result = TrainResult(run.run_dir, step)
     say = (lambda *a: None) if config.quiet else (lambda *a: print(*a, flush=True))
     say(f"run {run.run_dir}: {model.num_params():,} parameters, vocabulary {len(run.vocab)}, "
         f"{len(run.batches)} batches per epoch, {len(run.val_ids):,} validation characters, {be}"
         + (f", resumed at step {step}" if config.resume else ""))
 
-    def is_edge(every):
-        return every and (step % every == 0 or step == config.max_steps)
+    def due(every):  # an edge of the loop: every `every` steps, and the last step
+        return every > 0 and (step % every == 0 or step == config.max_steps)
 
-    t0 = t_window = time.perf_counter()
-    start_step, saved_step, window, loss_sum, norm_sum = step, step, 0, 0.0, 0.0
+    window, t0 = Window(step), time.perf_counter()
     # NumPy's overflow warnings would bury the one line that says what happened; NaNs are caught at the edges.
-    with SignalCatcher() as signals, open(metrics_path, "a") as metrics, numpy.errstate(over="ignore",
-                                                                                          invalid="ignore"):
+    with SignalCatcher() as signals, numpy.errstate(over="ignore", invalid="ignore"):
         try:
             while step < config.max_steps and signals.caught is None:
                 x, y = run.batches.next()  # host (N, T) each
@@ -291,21 +298,15 @@ def train(config: TrainConfig) -> TrainResult:
                                                   dropout_seed=seed if config.dropout > 0 else None)
                 norm = clip_by_global_norm(model.grads, config.clip)  # before clipping; 0-d, on the device
                 run.opt.step(model.grads)
-                step, window = step + 1, window + 1
-                loss_sum, norm_sum = loss_sum + loss, norm_sum + norm  # device sums: no sync here
+                step += 1
+                window.add(loss, norm, x.size)
                 row = {}
-                if is_edge(config.print_every):  # an edge: now we may wait for the numbers
-                    avg = be.scalar(loss_sum) / window
-                    if not math.isfinite(avg):
-                        raise Diverged(f"the loss is {avg} at step {step}")
-                    rate = window * x.size / (time.perf_counter() - t_window)
-                    left = (config.max_steps - step) * (time.perf_counter() - t0) / (step - start_step)
-                    row = {"step": step, "loss": be.scalar(loss), "loss_avg": avg,
-                           "grad_norm": be.scalar(norm_sum) / window, "lr": run.opt.lr, "chars_per_sec": rate}
-                    say(f"step {step:>6}/{config.max_steps}  loss {row['loss']:.3f} (avg {avg:.3f})  "
-                        f"grad norm {row['grad_norm']:.2f}  {rate:,.0f} char/s  {_duration(left)} left")
-                    window, loss_sum, norm_sum = 0, 0.0, 0.0
-                if len(run.val_ids) and is_edge(config.eval_every):
+                if due(config.print_every):
+                    row, left = window.row(be, step, loss, config.max_steps)
+                    row["lr"] = run.opt.lr
+                    say(f"step {step:>6}/{config.max_steps}  loss {row['loss']:.3f} (avg {row['loss_avg']:.3f})  "
+                        f"grad norm {row['grad_norm']:.2f}  {row['chars_per_sec']:,.0f} char/s  {left} left")
+                if len(run.val_ids) and due(config.eval_every):
                     val_loss, val_acc = evaluate(model, run.val_ids, config.batch_size, config.seq_length,
                                                  config.eval_batches)
                     row.update(step=step, val_loss=val_loss, val_acc=val_acc)
@@ -315,29 +316,32 @@ def train(config: TrainConfig) -> TrainResult:
                     metrics.write(json.dumps(row) + "\n")
                     metrics.flush()  # readable by python -m minirnn.plot while we train
                     result.history.append(row)
-                    t_window = time.perf_counter()
-                if config.checkpoint_every and step % config.checkpoint_every == 0 or \
-                        step == config.max_steps or signals.caught:
-                    if window and not math.isfinite(be.scalar(loss_sum)):
-                        raise Diverged(f"the loss is not finite before step {step}")
+                if due(config.checkpoint_every) or step == config.max_steps or signals.caught is not None:
+                    window.check_finite(be, step)
                     save_checkpoint(run, step, run.elapsed + time.perf_counter() - t0, (result.history or [{}])[-1])
-                    saved_step = step
-            if step == saved_step == start_step and not config.resume:  # a signal before the first step
-                save_checkpoint(run, step, 0.0, {})
+            if step == run.step and not checkpoint.list_checkpoints(run.run_dir / "checkpoints"):
+                save_checkpoint(run, step, run.elapsed, {})  # a signal before the first step: keep the start
         except Diverged as exc:
-            last = checkpoint.list_checkpoints(run.run_dir / "checkpoints")
-            where = f"the last good checkpoint is {last[-1][1]}" if last else "no checkpoint was written"
-            raise Diverged(f"training stopped: {exc}; {where}. Try a smaller --lr, or clipping (--clip 5)") from None
+            raise Diverged(f"training stopped: {exc}; {_newest(run.run_dir)}. Try a smaller --lr, or clipping "
+                           "(--clip 5)") from None
+        except Interrupted as exc:
+            exc.run_dir = run.run_dir
+            raise
         finally:
             result.step = step
-            _plot_quietly(run.run_dir)
+        _plot_quietly(run.run_dir)
     result.checkpoint, result.stopped_by = checkpoint.find(run.run_dir), signals.caught
-    if signals.caught:
-        say(f"{signals.caught}: saved step {step} to {result.checkpoint}; continue with "
-            f"python -m minirnn.train --resume {run.run_dir} --max-steps {config.max_steps}")
+    if signals.caught:  # printed even with --quiet: it says how to go on
+        print(f"{signals.caught}: saved step {step} to {result.checkpoint}; continue with "
+              f"python -m minirnn.train --resume {run.run_dir} --max-steps {config.max_steps}", flush=True)
     else:
         say(f"done: step {step}, checkpoint {result.checkpoint}, curve {run.run_dir / 'loss.png'}")
     return result
+
+
+def _newest(run_dir) -> str:
+    last = checkpoint.list_checkpoints(Path(run_dir) / "checkpoints")
+    return f"the last good checkpoint is {last[-1][1]}" if last else "no checkpoint was written"
 
 
 def _plot_quietly(run_dir):
@@ -355,78 +359,31 @@ def _duration(seconds: float) -> str:
 
 
 # -- the command line -----------------------------------------------------------------------------------------
-def build_parser(suppress_defaults=False) -> argparse.ArgumentParser:
-    """The flags, grouped. With ``suppress_defaults`` only the flags the user typed appear in the result."""
-    d = TrainConfig()
-    ap = OneLineParser(prog="python -m minirnn.train", argument_default=argparse.SUPPRESS
-                                 if suppress_defaults else None,
-                                 description="Train a character-level RNN on a UTF-8 text (default: Tiny Shakespeare). "
-                                             "Every flag is described in docs/flags.md.")
-
-    def add(group, name, help, **kw):
-        if not suppress_defaults:
-            kw.setdefault("default", getattr(d, name.lstrip("-").replace("-", "_")))
-        if kw.get("type") in (int, float):
-            kw.setdefault("metavar", "N" if kw["type"] is int else "X")
-        group.add_argument(name, help=help, **kw)
-
-    g = ap.add_argument_group("data")
-    add(g, "--data", "UTF-8 text file to train on (default: the bundled Tiny Shakespeare)", metavar="FILE")
-    add(g, "--val-fraction", "last fraction of the text held out for validation (default 0.1; 0: none)", type=float)
-    add(g, "--cache-dir", "where encoded texts are cached, keyed by content hash (default ~/.cache/minirnn; "
-                          "'' to disable)", metavar="DIR")
-    g = ap.add_argument_group("model")
-    add(g, "--cell", "recurrent cell: rnn, lstm (default), gru, or your own as module:Class")
-    add(g, "--hidden-size", "units per layer (default 256)", type=int)
-    add(g, "--num-layers", "stacked layers (default 2)", type=int)
-    add(g, "--dropout", "probability of dropping a layer's output while training, in [0, 1) (default 0)", type=float)
-    g = ap.add_argument_group("optimisation (the tutorial's defaults)")
-    add(g, "--lr", "Adam learning rate (default 1e-3)", type=float)
-    add(g, "--batch-size", "sequences per batch, N (default 128)", type=int)
-    add(g, "--seq-length", "characters per sequence, T: how far back gradients flow (default 50)", type=int)
-    add(g, "--clip", "clip the gradient's global norm at this value; 0 turns clipping off (default 5)", type=float)
-    add(g, "--max-steps", "stop after this many steps in all, counting steps before a resume (default 500)", type=int)
-    g = ap.add_argument_group("run")
-    add(g, "--seed", "seed for the weights, batch order and dropout: same seed, same losses (default 0)", type=int)
-    add(g, "--backend", "numpy (default) or cupy (a GPU)", choices=["numpy", "cupy"])
-    add(g, "--threads", "CPU threads: the batch is split into one shard per thread (default 0: one per core)",
-        type=int)
-    add(g, "--dtype", "float32 (default) or float64", choices=["float32", "float64"])
-    add(g, "--out", "run directory to create (default runs/<date-time>)", metavar="DIR")
-    add(g, "--resume", "continue the run in this directory from its newest checkpoint", metavar="RUN_DIR")
-    add(g, "--print-every", "print the loss every this many steps (default 20)", type=int)
-    add(g, "--eval-every", "validation loss and accuracy every this many steps (default 100; 0: never)", type=int)
-    add(g, "--eval-batches", "validation batches per evaluation (default 20; 0: all)", type=int)
-    add(g, "--checkpoint-every", "save a checkpoint every this many steps (default 100; 0: at the end only)", type=int)
-    add(g, "--keep", "how many of the newest checkpoints to keep (default 2)", type=int)
-    add(g, "--quiet", "print nothing but errors", action="store_true")
-    return ap
+PROG = "minirnn.train"
+BAD_INPUT = (DataError, TrainError, CheckpointError, ConfigError, BackendError, TooBig)
 
 
 def main(argv=None) -> int:
-    args = vars(build_parser().parse_args(argv))
     try:
-        if args["resume"]:
-            typed = vars(build_parser(suppress_defaults=True).parse_args(argv))  # only what the user typed
-            if "out" in typed:
-                raise TrainError("--resume continues in the run's own directory; drop --out")
-            config = resume_config(typed.pop("resume"), **typed)
-        else:
-            config = TrainConfig(**args)
+        config = parse(argv)
         keep_freed_memory()  # every step reuses the last one's memory instead of faulting in fresh pages (malloc.py)
         result = train(config)
-    except (DataError, TrainError, CheckpointError, ConfigError, BackendError) as exc:
-        print(f"minirnn.train: error: {exc}", file=sys.stderr)
-        return 2
+    except BAD_INPUT as exc:
+        return cli.fail(PROG, f"error: {exc}", 2)
     except Diverged as exc:
-        print(f"minirnn.train: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:  # e.g. a full disk or a run directory we may not write to
-        print(f"minirnn.train: error: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
-        return 1
+        return cli.fail(PROG, str(exc), 1)
+    except (OSError, MemoryError) as exc:  # e.g. a full disk, or a run directory we may not write to
+        return cli.fail(PROG, f"error: {cli.describe(exc)}", 1, cli.machine_hint(exc, "python -m minirnn.train"))
+    except Interrupted as exc:  # a second signal: the step under way is lost, the checkpoints are not
+        line, hint = f"{exc.signame}: stopped at once, without saving the step under way", None
+        if exc.run_dir is not None:
+            line += "; " + _newest(exc.run_dir).replace("last good", "newest")
+            hint = f"continue with python -m minirnn.train --resume {exc.run_dir}"
+        return cli.fail(PROG, line, 128 + signal.Signals[exc.signame].value, hint)
     except KeyboardInterrupt:
-        print("minirnn.train: interrupted; stopped without saving this step", file=sys.stderr)
-        return 130
+        return cli.fail(PROG, "interrupted before training started", 130)
+    except Exception as exc:  # a bug: still one line, and the traceback on request
+        return cli.internal_error(PROG, exc)
     return 128 + signal.Signals[result.stopped_by].value if result.stopped_by else 0
 
 

@@ -231,7 +231,7 @@ def main(argv=None) -> int:
     try:
         if args.max_chars < 1:
             raise VisualizeError(f"--max-chars must be at least 1, got {args.max_chars}")
-        model, vocab, meta = load_model(args.checkpoint, args.backend)
+        model, vocab, meta = load_model(args.checkpoint, args.backend, args.cell)
         if args.text is not None:
             text = args.text
         elif args.text_file is not None:

@@ -120,9 +120,13 @@ def test_unavailable_cupy_is_one_line(tmp_path):
 def test_an_existing_run_is_never_overwritten(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "precious.txt").write_text("keep me")
-    with pytest.raises(TrainError, match="--resume"):
+    with pytest.raises(TrainError, match="choose another --out"):
         train(tiny(tmp_path))
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["precious.txt"]
     assert (tmp_path / "run" / "precious.txt").read_text() == "keep me"
+    train(tiny(tmp_path, out=str(tmp_path / "done"), max_steps=2))
+    with pytest.raises(TrainError, match="--resume"):  # an existing run: say how to continue it
+        train(tiny(tmp_path, out=str(tmp_path / "done")))
 
 
 # -- what a run writes -------------------------------------------------------------------------------------------
@@ -137,6 +141,7 @@ def test_cli_run_writes_metrics_checkpoints_and_curve(tmp_path):
     assert [r["step"] for r in rows] == [4, 6, 8, 12]
     assert {"loss", "grad_norm", "lr", "elapsed"} <= set(rows[0]) and {"val_loss", "val_acc"} <= set(rows[1])
     assert [s for s, _ in checkpoint.list_checkpoints(run / "checkpoints")] == [8, 12]  # keep 2
+    assert (run / "loss.png").is_file(), proc.stderr
     assert (run / "loss.png").stat().st_size > 0 and json.loads((run / "vocab.json").read_text())["chars"]
     proc = cli("minirnn.plot", str(run), "--out", "again.png", cwd=tmp_path)
     assert proc.returncode == 0 and (tmp_path / "again.png").exists()
@@ -211,7 +216,7 @@ def test_resume_from_a_damaged_checkpoint_exits_2(tmp_path, damage):
         needle = "format version 0"
     assert_one_line_error(cli("minirnn.train", "--resume", "run", "--max-steps", "6", cwd=tmp_path), needle)
     with pytest.raises(CheckpointError):
-        resume_config(tmp_path / "run", max_steps=6)
+        train(resume_config(tmp_path / "run", max_steps=6))
 
 
 def test_no_host_sync_between_the_edges(tmp_path):

@@ -1,0 +1,207 @@
+"""The options of a training run: :class:`TrainConfig`, its one validation, and the command line.
+
+Every flag of ``python -m minirnn.train`` is a field of TrainConfig with the
+flag's name (``--hidden-size`` is ``hidden_size``); docs/flags.md describes
+them. The command line is parsed once, keeping only the flags the user typed:
+a new run fills the rest from TrainConfig's defaults, a resume from the run's
+own configuration (:func:`resume_config`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from . import checks
+from .cli import OneLineParser
+from .model import ModelConfig, is_import_path
+
+
+class TrainError(ValueError):
+    """Training options that cannot work together; one line."""
+
+
+@dataclass
+class TrainConfig:
+    # data
+    data: str | None = None  # a UTF-8 text file; None: the bundled Tiny Shakespeare
+    val_fraction: float = 0.1  # the last part of the text, held out for validation (0: none)
+    cache_dir: str | None = None  # where encoded texts are cached; None: ~/.cache/minirnn, "": no cache
+    # model
+    cell: str = "lstm"  # rnn | lstm | gru | module:Class
+    hidden_size: int = 256  # H, units per layer
+    num_layers: int = 2
+    dropout: float = 0.0  # on each layer's output, while training
+    # optimisation (the tutorial's values)
+    lr: float = 1e-3  # Adam's learning rate
+    batch_size: int = 128  # N
+    seq_length: int = 50  # T, the steps backpropagated through
+    clip: float = 5.0  # global-norm clipping threshold; 0 turns it off
+    max_steps: int = 500  # total steps of the run, counted from its start (also across resumes)
+    # the run
+    seed: int = 0  # initial weights, batch order, dropout masks
+    backend: str = "numpy"  # numpy | cupy
+    threads: int = 0  # CPU threads; the batch is split into one shard per thread (parallel.py). 0: one per core
+    dtype: str = "float32"
+    out: str | None = None  # run directory; None: runs/<date-time>
+    resume: str | None = None  # a run directory (its newest checkpoint) or a checkpoint file
+    print_every: int = 20
+    eval_every: int = 100  # 0: never
+    eval_batches: int = 20  # validation batches per evaluation; 0: the whole validation text
+    checkpoint_every: int = 100  # 0: only at the end
+    keep: int = 2  # checkpoints kept, newest first
+    quiet: bool = False  # no progress lines
+
+    def validate(self) -> TrainConfig:
+        """Raise TrainError (ConfigError for the model's shape) naming the first option that cannot work."""
+        bad = checks.first_problem(asdict(self), RULES)
+        if bad is not None:
+            name, value, rule = bad
+            raise TrainError(f"{flag(name)} must be {rule.want}, got {checks.short(value)}")
+        self.model_config(vocab_size=2).validate(name=flag)  # the model's rules, under the flags' names
+        return self
+
+    def model_config(self, vocab_size: int) -> ModelConfig:
+        return ModelConfig(vocab_size, self.hidden_size, self.num_layers, self.cell, self.dropout)
+
+
+# What each option must be; the model's own (hidden_size, num_layers, cell, dropout) are ModelConfig.RULES.
+RULES = {
+    "data": checks.text(none_ok=True), "val_fraction": checks.number(0.0, 1.0),
+    "cache_dir": checks.Rule(lambda v: v is None or isinstance(v, str), "a directory, or '' for no cache"),
+    "lr": checks.number(0.0, low_open=True, want="a positive number"),
+    "batch_size": checks.integer(1), "seq_length": checks.integer(1),
+    "clip": checks.number(0.0, want="0 (off) or a positive number"), "max_steps": checks.integer(1),
+    "seed": checks.integer(0), "backend": checks.Rule(lambda v: isinstance(v, str) and v != "", "a backend name"),
+    "threads": checks.integer(0), "dtype": checks.choice("float32", "float64"),
+    "out": checks.text(none_ok=True), "resume": checks.text(none_ok=True),
+    "print_every": checks.integer(1), "eval_every": checks.integer(0), "eval_batches": checks.integer(0),
+    "checkpoint_every": checks.integer(0), "keep": checks.integer(1), "quiet": checks.flag_rule(),
+}
+
+# What makes a run the run it is: a resume must keep these.
+FIXED = ("val_fraction", "cell", "hidden_size", "num_layers", "dropout", "lr", "batch_size", "seq_length",
+         "clip", "seed", "dtype")
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def from_dict(stored: dict, where: str) -> TrainConfig:
+    """A TrainConfig from a run's stored options (a checkpoint's "train", a config.json), checked field by
+    field; ``where`` names the file in the one-line error. Unknown keys (a newer minirnn's) are ignored."""
+    from .checkpoint import CheckpointError
+
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"{where} is damaged: its options are not a JSON object")
+    known = {f.name for f in fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in stored.items() if k in known})
+    values = asdict(config)
+    for rules in (RULES, ModelConfig.RULES):
+        bad = checks.first_problem(values, {k: r for k, r in rules.items() if k in values})
+        if bad is not None:
+            name, value, rule = bad
+            raise CheckpointError(f"{where} is damaged: train.{name} is {checks.short(value)}, not {rule.want}")
+    return config
+
+
+def stored_options(run_or_checkpoint) -> tuple[dict, str]:
+    """The options a run was started with, and the file they came from: its newest checkpoint's, or
+    (a run killed before its first checkpoint) its config.json."""
+    from . import checkpoint
+
+    path = Path(run_or_checkpoint)
+    if path.is_dir() and not checkpoint.list_checkpoints(path / "checkpoints") and (path / "config.json").is_file():
+        try:
+            return json.loads((path / "config.json").read_text("utf-8")), str(path / "config.json")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise checkpoint.CheckpointError(f"{path / 'config.json'} cannot be read ({type(exc).__name__})") \
+                from None
+    meta, jpath = checkpoint.read_meta(path)
+    if "train" not in meta:
+        raise checkpoint.CheckpointError(f"{jpath} has no training configuration to resume from")
+    return meta["train"], str(jpath)
+
+
+def resume_config(path, **overrides) -> TrainConfig:
+    """The configuration of the run at ``path`` with ``overrides`` (the flags the user typed).
+
+    The options in FIXED must agree with the run's; train() checks that once it holds the run.
+    A cell given by import path is code, so it is taken from the file only when ``overrides``
+    names the same cell: a checkpoint never chooses what gets imported.
+    """
+    if path == "" or path is None:
+        raise TrainError("--resume needs a run directory or a checkpoint file, got ''")
+    if "out" in overrides:
+        raise TrainError("--resume continues in the run's own directory; drop --out")
+    stored, where = stored_options(path)
+    config = from_dict(stored, where)
+    if is_import_path(config.cell) and overrides.get("cell") != config.cell:
+        from .checkpoint import CheckpointError
+        raise CheckpointError(f"the run's cell {config.cell!r} is code that resuming never imports on its own: "
+                              f"if you trust it, pass --cell {config.cell}")
+    return replace(config, **dict(overrides, resume=str(path), out=None))
+
+
+# -- the command line --------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """The flags, grouped. Only the flags the user typed appear in the result: the defaults shown in
+    the help are TrainConfig's, filled in by TrainConfig itself (or by the run, on --resume)."""
+    d = TrainConfig()
+    ap = OneLineParser(prog="python -m minirnn.train", argument_default=argparse.SUPPRESS,
+                       description="Train a character-level RNN on a UTF-8 text (default: Tiny Shakespeare). "
+                                   "Every flag is described in docs/flags.md.")
+
+    def add(group, name, help, **kw):
+        if kw.get("type") in (int, float):
+            kw.setdefault("metavar", "N" if kw["type"] is int else "X")
+        group.add_argument(name, help=help, **kw)
+
+    g = ap.add_argument_group("data")
+    add(g, "--data", "UTF-8 text file to train on (default: the bundled Tiny Shakespeare)", metavar="FILE")
+    add(g, "--val-fraction", f"last fraction of the text held out for validation (default {d.val_fraction}; "
+                             "0: none)", type=float)
+    add(g, "--cache-dir", "where encoded texts are cached, keyed by content hash (default ~/.cache/minirnn; "
+                          "'' to disable)", metavar="DIR")
+    g = ap.add_argument_group("model")
+    add(g, "--cell", f"recurrent cell: rnn, {d.cell} (default), gru, or your own as module:Class")
+    add(g, "--hidden-size", f"units per layer (default {d.hidden_size})", type=int)
+    add(g, "--num-layers", f"stacked layers (default {d.num_layers})", type=int)
+    add(g, "--dropout", "probability of dropping a layer's output while training, in [0, 1) (default 0)", type=float)
+    g = ap.add_argument_group("optimisation (the tutorial's defaults)")
+    add(g, "--lr", f"Adam learning rate (default {d.lr:g})", type=float)
+    add(g, "--batch-size", f"sequences per batch, N (default {d.batch_size})", type=int)
+    add(g, "--seq-length", f"characters per sequence, T: how far back gradients flow (default {d.seq_length})",
+        type=int)
+    add(g, "--clip", f"clip the gradient's global norm at this value; 0 turns clipping off (default {d.clip:g})",
+        type=float)
+    add(g, "--max-steps", f"stop after this many steps in all, counting steps before a resume "
+                          f"(default {d.max_steps})", type=int)
+    g = ap.add_argument_group("run")
+    add(g, "--seed", "seed for the weights, batch order and dropout, 0 or more: same seed, same losses "
+                     "(default 0)", type=int)
+    add(g, "--backend", "numpy (default) or cupy (a GPU)", choices=["numpy", "cupy"])
+    add(g, "--threads", "CPU threads: the batch is split into one shard per thread (default 0: one per core)",
+        type=int)
+    add(g, "--dtype", "float32 (default) or float64", choices=["float32", "float64"])
+    add(g, "--out", "run directory to create (default runs/<date-time>)", metavar="DIR")
+    add(g, "--resume", "continue the run in this directory from its newest checkpoint", metavar="RUN_DIR")
+    add(g, "--print-every", f"print the loss every this many steps (default {d.print_every})", type=int)
+    add(g, "--eval-every", f"validation loss and accuracy every this many steps (default {d.eval_every}; "
+                           "0: never)", type=int)
+    add(g, "--eval-batches", f"validation batches per evaluation (default {d.eval_batches}; 0: all)", type=int)
+    add(g, "--checkpoint-every", f"save a checkpoint every this many steps (default {d.checkpoint_every}; "
+                                 "0: at the end only)", type=int)
+    add(g, "--keep", f"how many of the newest checkpoints to keep (default {d.keep})", type=int)
+    add(g, "--quiet", "print nothing but errors", action="store_true")
+    return ap
+
+
+def parse(argv=None) -> TrainConfig:
+    """The command line -> the run's TrainConfig (for --resume, the run's own options with what was typed)."""
+    typed = vars(build_parser().parse_args(argv))
+    if "resume" in typed:
+        return resume_config(typed.pop("resume"), **typed)
+    return TrainConfig(**typed)
