@@ -111,13 +111,13 @@ class RunDir:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                holder = os.read(fd, 64).decode("ascii", "replace").strip()
+                holder = _holder(fd)
                 os.close(fd)
-                who = f"process {holder}" if holder.isdigit() else "another process"
+                who = f"process {holder}" if holder else "another process"
                 raise RunBusy(f"{self.path} is being trained by {who}; wait for it to finish, or stop it "
                               "(it saves a checkpoint on Ctrl-C or SIGTERM)") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.ftruncate(fd, len(f"{os.getpid()}\n"))
         self._lock = fd
 
     def close(self):
@@ -163,6 +163,23 @@ class RunDir:
                 end += len(line)
             f.truncate(end)  # in place, under the lock: no second file for another process to miss
         return open(path, "a", encoding="utf-8")
+
+
+def _holder(fd: int) -> int | None:
+    """The pid in a lock file that another process holds. It writes it just after taking the lock, so a
+    reader that lost the race by a hair may first see the previous holder's: wait for a live one."""
+    for _ in range(50):
+        first = os.pread(fd, 32, 0).decode("ascii", "replace").split("\n")[0]
+        if first.isdigit():
+            try:
+                os.kill(int(first), 0)  # signal 0: only asks whether the process exists
+                return int(first)
+            except ProcessLookupError:
+                pass
+            except OSError:  # it exists, but is not ours to signal
+                return int(first)
+        time.sleep(0.01)
+    return None
 
 
 def _atomic_write(path: Path, text: str):

@@ -272,8 +272,12 @@ def train(config: TrainConfig) -> TrainResult:
     with held:
         held.write_json("config.json", asdict(run.config))  # first: a run killed now can be resumed
         held.write_json("vocab.json", {"chars": run.vocab.chars})
-        with held.open_metrics(run.step) as metrics:
-            return loop(run, metrics)
+        try:
+            with held.open_metrics(run.step) as metrics:
+                return loop(run, metrics)
+        except Interrupted as exc:
+            exc.run_dir = held.path  # for the message: which checkpoint is the newest
+            raise
 
 
 def loop(run: Setup, metrics) -> TrainResult:
@@ -324,9 +328,6 @@ def loop(run: Setup, metrics) -> TrainResult:
         except Diverged as exc:
             raise Diverged(f"training stopped: {exc}; {_newest(run.run_dir)}. Try a smaller --lr, or clipping "
                            "(--clip 5)") from None
-        except Interrupted as exc:
-            exc.run_dir = run.run_dir
-            raise
         finally:
             result.step = step
         _plot_quietly(run.run_dir)
@@ -339,9 +340,9 @@ def loop(run: Setup, metrics) -> TrainResult:
     return result
 
 
-def _newest(run_dir) -> str:
+def _newest(run_dir, adjective="last good") -> str:
     last = checkpoint.list_checkpoints(Path(run_dir) / "checkpoints")
-    return f"the last good checkpoint is {last[-1][1]}" if last else "no checkpoint was written"
+    return f"the {adjective} checkpoint is {last[-1][1]}" if last else "no checkpoint was written"
 
 
 def _plot_quietly(run_dir):
@@ -377,8 +378,9 @@ def main(argv=None) -> int:
     except Interrupted as exc:  # a second signal: the step under way is lost, the checkpoints are not
         line, hint = f"{exc.signame}: stopped at once, without saving the step under way", None
         if exc.run_dir is not None:
-            line += "; " + _newest(exc.run_dir).replace("last good", "newest")
-            hint = f"continue with python -m minirnn.train --resume {exc.run_dir}"
+            line += "; " + _newest(exc.run_dir, "newest")
+            hint = f"continue with python -m minirnn.train --resume {exc.run_dir}" + \
+                ("" if checkpoint.list_checkpoints(exc.run_dir / "checkpoints") else " (it starts again)")
         return cli.fail(PROG, line, 128 + signal.Signals[exc.signame].value, hint)
     except KeyboardInterrupt:
         return cli.fail(PROG, "interrupted before training started", 130)
