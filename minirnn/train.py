@@ -19,37 +19,26 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy
 
-from . import checkpoint, checks, cli
-from .backend import BackendError, get_backend
+from . import checkpoint, cli
+from .backend import BackendError
 from .checkpoint import CheckpointError
-from .checks import TooBig, check_fits
-from .data import (
-    Batches,
-    DataError,
-    Vocab,
-    check_length,
-    default_cache_dir,
-    eval_windows,
-    load_text,
-    prepare,
-    split,
-)
+from .checks import TooBig
+from .data import DataError, eval_windows
 from .layers import accuracy
 from .malloc import keep_freed_memory
-from .model import CharRNN, ConfigError
-from .optim import Adam, clip_by_global_norm
-from .options import FIXED, TrainConfig, TrainError, build_parser, flag, parse, resume_config, stored_options
-from .rundir import RunDir, check_new, create_new, run_of
+from .model import ConfigError
+from .optim import clip_by_global_norm
+from .options import TrainConfig, TrainError, build_parser, parse, resume_config
+from .startup import Setup, start
 
 __all__ = ["Diverged", "TrainConfig", "TrainError", "TrainResult", "build_parser", "evaluate", "main",
            "resume_config", "train"]
@@ -148,106 +137,6 @@ class Window:
                / self.steps, "chars_per_sec": self.chars / (now - self.t)}
         self.reset()
         return row, _duration(left)
-
-
-# -- before the first step -----------------------------------------------------------------------------------------
-@dataclass
-class Setup:
-    """Everything a run needs, built and checked before anything is written."""
-    config: TrainConfig
-    vocab: Vocab
-    val_ids: numpy.ndarray  # (L_val,) the held-out text
-    model: CharRNN
-    opt: Adam
-    batches: Batches
-    dropout_rng: numpy.random.Generator  # one dropout seed per step
-    run_dir: Path | None = None
-    step: int = 0  # steps already taken (a resumed run starts at its checkpoint's)
-    elapsed: float = 0.0  # seconds spent training before this call
-
-
-def prepare_run(config: TrainConfig, run_dir: Path | None = None) -> Setup:
-    """Load the text and, for a resume of ``run_dir``, its newest checkpoint (or, if it has none yet, its
-    config.json: the run starts again); check that they agree and that the model fits; build it.
-    Writes nothing."""
-    meta = arrays = None
-    if run_dir is not None and checkpoint.list_checkpoints(run_dir / "checkpoints"):
-        meta, arrays = checkpoint.load(config.resume)
-        if "train" not in meta:
-            raise CheckpointError(f"{checkpoint.find(config.resume)} has no training state: it can be "
-                                  "sampled from, not resumed")
-        stored, stored_vocab = meta["train"], meta.get("vocab")
-    elif run_dir is not None:
-        stored, _ = stored_options(run_dir)
-        stored_vocab = _read_vocab(run_dir / "vocab.json")
-    for name in FIXED if run_dir is not None else ():  # the one check that a resume is the same run
-        if getattr(config, name) != stored.get(name):
-            raise TrainError(f"{flag(name)} {getattr(config, name)} differs from the run's {stored.get(name)}: "
-                             f"a resumed run keeps its model, data layout and optimiser settings")
-    if meta is not None and config.max_steps <= meta["step"]:
-        raise TrainError(f"the checkpoint is at step {meta['step']}: pass a --max-steps above that")
-    if config.data:  # stored absolute, so that a resume from another directory finds the text
-        config = replace(config, data=os.path.abspath(config.data))  # (symlinks kept: a loop is read's to report)
-    be = get_backend(config.backend, config.dtype)
-    text = load_text(config.data)
-    check_length(len(text), config.batch_size, config.seq_length, config.val_fraction)
-    vocab, ids = prepare(text, None if config.cache_dir == "" else (config.cache_dir or default_cache_dir()))
-    if run_dir is not None and stored_vocab is not None and stored_vocab != vocab.chars:
-        raise CheckpointError(vocab_difference(stored_vocab, vocab.chars))
-    model_config = config.model_config(len(vocab))
-    check_fits(model_config.training_bytes(config.batch_size, config.seq_length, numpy.dtype(config.dtype).itemsize),
-               f"--hidden-size {config.hidden_size} with --num-layers {config.num_layers}, --batch-size "
-               f"{config.batch_size} and --seq-length {config.seq_length}")
-    train_ids, val_ids = split(ids, config.val_fraction)
-    model = CharRNN(model_config, be, config.seed, threads=config.threads or None)
-    run = Setup(config, vocab, val_ids, model, Adam(model.params, config.lr),
-                Batches(train_ids, config.batch_size, config.seq_length, seed=[config.seed, 1]),
-                numpy.random.default_rng([config.seed, 2]), run_dir)
-    if meta is not None:
-        checkpoint.restore_training(meta, arrays, model, run.opt, run.batches, run.dropout_rng)
-        run.step, run.elapsed = meta["step"], meta.get("elapsed", 0.0)
-    return run
-
-
-def _read_vocab(path: Path):
-    try:
-        return json.loads(path.read_text("utf-8"))["chars"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # a run killed before it wrote vocab.json: the text decides
-
-
-def vocab_difference(stored: list, chars: list) -> str:
-    """One line saying how the text's vocabulary differs from the run's."""
-    new, old = [c for c in chars if c not in set(stored)], [c for c in stored if c not in set(chars)]
-    if new or old:
-        parts = ([f"has {checks.short(''.join(new))}, which the run never saw"] if new else []) + \
-                ([f"lacks {checks.short(''.join(old))}"] if old else [])
-        how = " and ".join(parts)
-    else:
-        how = f"has the same {len(chars)} symbols, in another order of frequency (its character counts differ)"
-    return f"the text's vocabulary differs from the run's: it {how}; resume on the text the run was trained on"
-
-
-def start(config: TrainConfig) -> tuple[RunDir, Setup]:
-    """Hold the run directory and build the run. A resume takes the lock first, so that the checkpoint it
-    reads is the newest, then sweeps what a killed run left; a new run creates its directory last, once
-    everything is checked, so that a refusal writes nothing."""
-    if config.resume:
-        held = RunDir(run_of(config.resume))
-        held.claim()
-        try:
-            run = prepare_run(config, held.path)
-            held.sweep()
-        except BaseException:
-            held.close()
-            raise
-    else:
-        if config.out:
-            check_new(Path(config.out))  # before the work, not only after it
-        run = prepare_run(config)
-        held = create_new(config.out)
-    run.run_dir = held.path
-    return held, run
 
 
 def save_checkpoint(run: Setup, step: int, elapsed: float, last_row: dict) -> Path:
