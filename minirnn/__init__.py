@@ -12,6 +12,13 @@ Start with docs/index.md. The pieces:
     minirnn.data / train / sample / checkpoint   the char-rnn workflow
     minirnn.gradcheck  finite-difference checks (python -m minirnn.gradcheck)
 """
+import sys as _sys
+
+if _sys.argv[:1] == ["-m"]:  # python -m minirnn.<command>: a Ctrl-C while it starts up exits quietly (cli.py)
+    from .cli import quiet_until_main as _quiet_until_main
+
+    _quiet_until_main()
+
 from .backend import Backend, BackendError, get_backend
 from .bidirectional import Bidirectional
 from .cell import Cell

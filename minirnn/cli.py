@@ -9,7 +9,32 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import signal
 import sys
+
+
+# -- Ctrl-C ---------------------------------------------------------------------------------------------------
+def _exit_130(signum, frame):
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError, RuntimeError):
+        pass
+    os._exit(130)  # no exception: there is no code of ours yet to catch one, so Python would print a traceback
+
+
+def quiet_until_main():
+    """For ``python -m minirnn.<command>`` (minirnn/__init__.py calls it before the imports, about a second):
+    Ctrl-C ends the process with status 130 and nothing printed. A command's main() hands Ctrl-C back
+    to Python with :func:`catch_ctrl_c` once it can catch KeyboardInterrupt; a command that never does
+    keeps the quiet exit."""
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where SIGINT is ignored
+        signal.signal(signal.SIGINT, _exit_130)
+
+
+def catch_ctrl_c():
+    """From here on Ctrl-C raises KeyboardInterrupt again, for main() to catch."""
+    if signal.getsignal(signal.SIGINT) is _exit_130:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -47,7 +72,7 @@ def describe(exc: BaseException) -> str:
 
 def machine_hint(exc: BaseException, command: str) -> str | None:
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return "free some space; a checkpoint is written whole or not at all, so the newest one is intact"
+        return "free some space, then continue with --resume RUN_DIR: a checkpoint is written whole or not at all"
     if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
         return f"{command} needs a directory it may write to"
     if isinstance(exc, MemoryError):

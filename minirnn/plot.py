@@ -71,8 +71,12 @@ def plot_run(run_dir, out=None, tutorial=False) -> Path:
     ax2.grid(alpha=0.3)
     out = Path(out) if out else Path(run_dir) / "loss.png"
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, out)  # a viewer never sees half a PNG
+    try:
+        fig.savefig(tmp, dpi=100)
+        os.replace(tmp, out)  # a viewer never sees half a PNG
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no half PNG behind
+        raise
     return out
 
 

@@ -138,6 +138,7 @@ def main(argv=None) -> int:
                                                            "every run)")
     ap.add_argument("--num-samples", type=int, default=1, help="how many texts to draw, together in one batch")
     try:
+        cli.catch_ctrl_c()  # (before this line, a Ctrl-C already exits quietly: cli.quiet_until_main)
         args = ap.parse_args(argv)
         prime = args.prime if args.prime_file is None else read_prime(args.prime_file)
         model, vocab, _ = load_model(args.checkpoint, args.backend, args.cell)

@@ -43,33 +43,25 @@ class Setup:
     elapsed: float = 0.0  # seconds spent training before this call
 
 
-def prepare_run(config: TrainConfig, run_dir: Path | None = None) -> Setup:
-    """Load the text and, for a resume of ``run_dir``, its newest checkpoint (or, if it has none yet, its
-    config.json: the run starts again); check that they agree and that the model fits; build it.
-    Writes nothing."""
+def prepare_run(config: TrainConfig, resumed: Path | None = None) -> Setup:
+    """Load the text and, for a resume of the run in ``resumed``, where it stands; check that they agree
+    and that the model fits; build it. Writes nothing."""
     meta = arrays = None
-    if run_dir is not None and checkpoint.list_checkpoints(run_dir / "checkpoints"):
-        meta, arrays = checkpoint.load(config.resume)
-        if "train" not in meta:
-            raise CheckpointError(f"{checkpoint.find(config.resume)} has no training state: it can be "
-                                  "sampled from, not resumed")
-        stored, stored_vocab = meta["train"], meta.get("vocab")
-    elif run_dir is not None:
-        stored, _ = stored_options(run_dir)
-        stored_vocab = _read_vocab(run_dir / "vocab.json")
-    for name in FIXED if run_dir is not None else ():  # the one check that a resume is the same run
-        if getattr(config, name) != stored.get(name):
-            raise TrainError(f"{flag(name)} {getattr(config, name)} differs from the run's {stored.get(name)}: "
-                             f"a resumed run keeps its model, data layout and optimiser settings")
-    if meta is not None and config.max_steps <= meta["step"]:
-        raise TrainError(f"the checkpoint is at step {meta['step']}: pass a --max-steps above that")
+    if resumed is not None:
+        meta, arrays, stored, stored_vocab = _run_so_far(config, resumed)
+        for name in FIXED:  # the one check that a resume is the same run
+            if getattr(config, name) != stored.get(name):
+                raise TrainError(f"{flag(name)} {getattr(config, name)} differs from the run's {stored.get(name)}: "
+                                 f"a resumed run keeps its model, data layout and optimiser settings")
+        if meta is not None and config.max_steps <= meta["step"]:
+            raise TrainError(f"the checkpoint is at step {meta['step']}: pass a --max-steps above that")
     if config.data:  # stored absolute, so that a resume from another directory finds the text
         config = replace(config, data=os.path.abspath(config.data))  # (symlinks kept: a loop is read's to report)
     be = get_backend(config.backend, config.dtype)
     text = load_text(config.data)
     check_length(len(text), config.batch_size, config.seq_length, config.val_fraction)
     vocab, ids = prepare(text, None if config.cache_dir == "" else (config.cache_dir or default_cache_dir()))
-    if run_dir is not None and stored_vocab is not None and stored_vocab != vocab.chars:
+    if resumed is not None and stored_vocab is not None and stored_vocab != vocab.chars:
         raise CheckpointError(vocab_difference(stored_vocab, vocab.chars))
     model_config = config.model_config(len(vocab))
     check_fits(model_config.training_bytes(config.batch_size, config.seq_length, numpy.dtype(config.dtype).itemsize),
@@ -79,11 +71,23 @@ def prepare_run(config: TrainConfig, run_dir: Path | None = None) -> Setup:
     model = CharRNN(model_config, be, config.seed, threads=config.threads or None)
     run = Setup(config, vocab, val_ids, model, Adam(model.params, config.lr),
                 Batches(train_ids, config.batch_size, config.seq_length, seed=[config.seed, 1]),
-                numpy.random.default_rng([config.seed, 2]), run_dir)
+                numpy.random.default_rng([config.seed, 2]), resumed)
     if meta is not None:
         checkpoint.restore_training(meta, arrays, model, run.opt, run.batches, run.dropout_rng)
         run.step, run.elapsed = meta["step"], meta.get("elapsed", 0.0)
     return run
+
+
+def _run_so_far(config: TrainConfig, run_dir: Path):
+    """(meta, arrays) of the checkpoint to resume from, and the run's options and vocabulary. A run killed
+    before its first checkpoint has none: (None, None) and its config.json, so it starts again."""
+    if not checkpoint.list_checkpoints(run_dir / "checkpoints"):
+        return None, None, stored_options(run_dir)[0], _read_vocab(run_dir / "vocab.json")
+    meta, arrays = checkpoint.load(config.resume)
+    if "train" not in meta:
+        raise CheckpointError(f"{checkpoint.find(config.resume)} has no training state: it can be sampled from, "
+                              "not resumed")
+    return meta, arrays, meta["train"], meta.get("vocab")
 
 
 def _read_vocab(path: Path):

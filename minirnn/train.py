@@ -236,9 +236,12 @@ def _newest(run_dir, adjective="last good") -> str:
 
 def _plot_quietly(run_dir):
     """Draw loss.png; a plotting problem must not cost the user a finished run."""
+    from .plot import PlotError, plot_run  # matplotlib is imported only in plot_run
+
     try:
-        from .plot import plot_run  # matplotlib is imported only here
         plot_run(run_dir)
+    except PlotError:
+        pass  # no rows yet (stopped before the first progress line): nothing to draw
     except Exception as exc:
         print(f"warning: could not draw {run_dir / 'loss.png'}: {exc}", file=sys.stderr)
 
@@ -255,6 +258,7 @@ BAD_INPUT = (DataError, TrainError, CheckpointError, ConfigError, BackendError, 
 
 def main(argv=None) -> int:
     try:
+        cli.catch_ctrl_c()  # (before this line, a Ctrl-C already exits quietly: cli.quiet_until_main)
         config = parse(argv)
         keep_freed_memory()  # every step reuses the last one's memory instead of faulting in fresh pages (malloc.py)
         result = train(config)

@@ -153,3 +153,47 @@ def test_checkpoint_from_a_device_run_loads_samples_and_resumes_on_numpy(tmp_pat
     assert len(sample(model, vocab, "the ", 20, seed=0)[0]) == 24
     resumed = train(resume_config(result.run_dir, max_steps=9, backend="numpy"))
     assert resumed.step == 9
+
+
+# -- what a kill can leave, and the sweep that removes it -------------------------------------------------
+def test_prune_deletes_the_arrays_before_the_json(tmp_path, monkeypatch):
+    checkpoint.save(tmp_path, 1, arrays(1), {}, keep=1)
+
+    def killed(point):
+        if point == "pruning":
+            raise SystemExit("killed")  # stands in for kill -9 between the two unlinks
+
+    monkeypatch.setattr(checkpoint, "fault_hook", killed)
+    with pytest.raises(SystemExit):
+        checkpoint.save(tmp_path, 2, arrays(2), {}, keep=1)
+    monkeypatch.undo()
+    # Step 1's JSON is left without arrays (never arrays without a JSON); the newest is whole.
+    assert sorted(p.name.split(".")[0] for p in tmp_path.glob("*.npz")) == ["ckpt-000002"]
+    assert checkpoint.load(tmp_path)[0]["step"] == 2
+    assert [p.name for p in checkpoint.sweep(tmp_path)] == ["ckpt-000001.json"]
+    assert [s for s, _ in checkpoint.list_checkpoints(tmp_path)] == [2]
+
+
+def test_sweep_removes_temporaries_and_unnamed_arrays_only(tmp_path):
+    checkpoint.save(tmp_path, 1, arrays(1), {})
+    keep = sorted(p.name for p in tmp_path.iterdir())
+    (tmp_path / ".ckpt-000002.123.npz.tmp").write_bytes(b"half")
+    (tmp_path / ".ckpt-000002.json.123.tmp").write_bytes(b"{")
+    (tmp_path / "ckpt-000002.0123456789ab.npz").write_bytes(b"arrays whose JSON never came")
+    (tmp_path / "notes.txt").write_text("not ours")
+    removed = checkpoint.sweep(tmp_path)
+    assert len(removed) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(keep + ["notes.txt"])
+    assert checkpoint.load(tmp_path)[0]["step"] == 1
+
+
+def test_a_full_disk_names_the_file_it_was_writing(tmp_path, monkeypatch):
+    import errno
+
+    def full(f, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device")  # what write() raises: no file name
+
+    monkeypatch.setattr(checkpoint.numpy, "savez", full)
+    with pytest.raises(OSError) as info:
+        checkpoint.save(tmp_path, 3, arrays(), {})
+    assert info.value.filename.endswith(".npz.tmp") and not list(tmp_path.iterdir())

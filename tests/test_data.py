@@ -1,10 +1,11 @@
 """minirnn.data: the vocabulary, the content-hash cache, the tutorial's batch layout, the split, input errors."""
 import json
+import os
 
 import numpy
 import pytest
 
-from minirnn import data
+from minirnn import checks, data
 from minirnn.data import Batches, DataError, Vocab
 
 
@@ -61,6 +62,36 @@ def test_bad_files_raise_one_line_errors(tmp_path, case, match):
     with pytest.raises(DataError, match=match) as info:
         data.load_text(path)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("case, match", [
+    ("fifo", "is a FIFO"),  # opening it would wait forever for a writer
+    ("device", "is a character device"),  # /dev/zero would be read until memory runs out
+    ("symlink loop", "Too many levels of symbolic links"),
+    ("empty name", "the file name is empty"),  # '' never means the bundled text
+])
+def test_only_regular_files_are_read(tmp_path, case, match):
+    path = tmp_path / "t"
+    if case == "fifo":
+        os.mkfifo(path)
+    elif case == "device":
+        path = "/dev/zero"
+    elif case == "symlink loop":
+        os.symlink(tmp_path / "u", path)
+        os.symlink(path, tmp_path / "u")
+    elif case == "empty name":
+        path = ""
+    with pytest.raises(DataError, match=match) as info:
+        data.load_text(path)
+    assert "\n" not in str(info.value)
+
+
+def test_a_text_too_large_for_memory_is_refused_before_reading(tmp_path, monkeypatch):
+    path = tmp_path / "big.txt"
+    path.write_text("ab" * 1000)
+    monkeypatch.setattr(checks, "machine_memory", lambda: 5000)  # a 2,000-byte text needs 20,000 bytes to read
+    with pytest.raises(DataError, match="would need at least 19.5 KiB of memory; this machine has 4.9 KiB"):
+        data.load_text(path)
 
 
 def test_a_single_symbol_is_not_a_language():
