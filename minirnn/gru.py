@@ -14,7 +14,7 @@ product every step. Applying it after (to h_{t-1}·Wh_n) lets all three gates sh
 recurrent GEMM per step, exactly like the LSTM, and matches cuDNN, so weights trained here
 mean the same thing there. Because r multiplies ĥ, the bias ``bhn`` inside the product is
 not redundant with ``b`` and is a parameter of its own. This file is only the gate math:
-the two products, their gradients and the time loop are ProjectedCell's (cell.py).
+the two products, their gradients and the time loop are ProjectedCell's (projected.py).
 Derivation of the backward pass, step by step: docs/derivations.md#gru.
 """
 
@@ -25,9 +25,9 @@ from typing import Any, NamedTuple
 import numpy
 
 from .backend import array_module, fuse
-from .cell import ProjectedCell
 from .init import gate_kernels
 from .pointwise import sigmoid, tanh
+from .projected import ProjectedCell
 
 
 class GRUGates(NamedTuple):

@@ -9,7 +9,7 @@ N batch, D inputs, H units. The four gates' weights sit side by side in one Wx (
 and one Wh (H, 4H). The forget-gate bias starts at 1, as TensorFlow's LSTMCell does,
 so that early in training the cell keeps its state and gradient flows through c.
 This file is only the gate math: the two products x_t·Wx + b and h_{t-1}·Wh, their
-gradients and the time loop are ProjectedCell's (cell.py).
+gradients and the time loop are ProjectedCell's (projected.py).
 Derivation of the backward pass, step by step: docs/derivations.md#lstm.
 """
 
@@ -20,9 +20,9 @@ from typing import Any, NamedTuple
 import numpy
 
 from .backend import array_module, fuse
-from .cell import ProjectedCell
 from .init import gate_kernels
 from .pointwise import sigmoid, tanh
+from .projected import ProjectedCell
 
 
 class LSTMGates(NamedTuple):

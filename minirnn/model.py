@@ -20,8 +20,15 @@ from .backend import Backend, get_backend
 from .cell import Cell, onehot, sub_tree
 from .gru import GRU
 from .init import truncated_normal
-from .layers import (dense_backward, dense_forward, dropout_backward, dropout_forward, dropout_mask,
-                     sequence_cross_entropy, sequence_cross_entropy_backward)
+from .layers import (
+    dense_backward,
+    dense_forward,
+    dropout_backward,
+    dropout_forward,
+    dropout_mask,
+    sequence_cross_entropy,
+    sequence_cross_entropy_backward,
+)
 from .lstm import LSTM
 from .rnn import RNN
 

@@ -5,7 +5,7 @@
 
 N batch, D inputs, H units. The output o_t = h_t·W + c is the model's decoder
 (``minirnn.layers``). This file is only the gate math: the two products x_t·Wx + b and
-h_{t-1}·Wh, their gradients and the time loop are ProjectedCell's (cell.py).
+h_{t-1}·Wh, their gradients and the time loop are ProjectedCell's (projected.py).
 Derivation of the backward pass: docs/derivations.md#vanilla-rnn.
 """
 
@@ -16,9 +16,9 @@ from typing import Any, NamedTuple
 import numpy
 
 from .backend import fuse
-from .cell import ProjectedCell
 from .init import gate_kernels
 from .pointwise import tanh
+from .projected import ProjectedCell
 
 
 class RNNGates(NamedTuple):
