@@ -34,12 +34,15 @@ def one_blas_thread():
 def main(argv=None) -> int:
     ap = OneLineParser(prog="python -m minirnn.grade",
                        description="Grade an exercise of lessons/exercises, or write the student versions.")
-    ap.add_argument("file", nargs="?", help="the student's exercise file to grade (it is imported: its code runs)")
+    ap.add_argument("file", nargs="?",
+                    help="the student's exercise file to grade (it is imported: its code runs)")
     ap.add_argument("--only", metavar="NAME", help="grade only this function of the file")
-    ap.add_argument("--make-student", metavar="DIR", help="write the student versions of the exercises into DIR")
+    ap.add_argument("--make-student", metavar="DIR",
+                    help="write the student versions of the exercises into DIR")
     ap.add_argument("--source", metavar="DIR", default=str(SOURCE),
-                    help="the teacher's exercises, with solutions (default: lessons/exercises of this checkout)")
-    ap.add_argument("--force", action="store_true", help="with --make-student: replace files already in DIR")
+                    help="the teacher's exercises, with solutions (default: lessons/exercises here)")
+    ap.add_argument("--force", action="store_true",
+                    help="with --make-student: replace files already in DIR")
     args = ap.parse_args(argv)
     if (args.file is None) == (args.make_student is None):
         ap.error("give a FILE to grade or --make-student DIR, not both")

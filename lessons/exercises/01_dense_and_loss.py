@@ -66,7 +66,8 @@ if __name__ == "__main__":  # try it: the same numbers as minirnn's layer (a dif
 # input and of both parameters. The shapes tell you where the transposes go:
 # each gradient has the shape of what it is the gradient of.
 #
-# $$dW = x^\top dy \ \ (H, V), \qquad db = \textstyle\sum_m dy_{m,:} \ \ (V,), \qquad dx = dy\, W^\top \ \ (M, H)$$
+# $$dW = x^\top dy \ \ (H, V), \qquad db = \textstyle\sum_m dy_{m,:} \ \ (V,),
+# \qquad dx = dy\, W^\top \ \ (M, H)$$
 
 # %%
 def dense_backward(dy, cache):
@@ -140,7 +141,8 @@ if __name__ == "__main__":  # against minirnn's loss, with two padded positions:
     loss, dlogits = softmax_cross_entropy(logits, targets, mask)
     lib_loss, cache = layers.sequence_cross_entropy(logits, targets, mask)
     print(f"loss {loss:.6f}, minirnn {float(lib_loss):.6f}")
-    print("dlogits: relative error against minirnn", rel_error(dlogits, layers.sequence_cross_entropy_backward(cache)))
+    lib_dlogits = layers.sequence_cross_entropy_backward(cache)
+    print("dlogits: relative error against minirnn", rel_error(dlogits, lib_dlogits))
     assert abs(loss - float(lib_loss)) < 1e-12
     print("padded rows of dlogits (should be zero):", np.abs(dlogits[4:]).max())
 

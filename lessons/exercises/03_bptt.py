@@ -30,7 +30,8 @@ import numpy as np
 from minirnn.gradcheck import numerical_gradient, rel_error
 from minirnn.rnn import RNN
 
-CELL = RNN()  # CELL.step_forward(p, x_t, (h,)) -> ((h_new,), cache); CELL.step_backward(p, (dh,), cache, grads)
+# CELL.step_forward(p, x_t, (h,)) -> ((h_new,), cache); CELL.step_backward(p, (dh,), cache, grads)
+CELL = RNN()
 rng = np.random.default_rng(0)
 T, N, D, H = 4, 3, 2, 5
 
@@ -45,7 +46,7 @@ T, N, D, H = 4, 3, 2, 5
 # %%
 def rnn_forward(x, h0, p, mask=None):
     """x (T, N, D), h0 (N, H), p {"Wx", "Wh", "b"}, mask (T, N) or None -> hs (T, N, H), h_T (N, H), cache."""
-    ### BEGIN SOLUTION  loop over t: one CELL.step_forward per step; hold the state and zero the output past the end
+    ### BEGIN SOLUTION  one CELL.step_forward per t; past the end hold the state and zero the output
     T = x.shape[0]
     m_all = np.ones(x.shape[:2], dtype=x.dtype) if mask is None else mask
     hs = np.zeros((T,) + h0.shape, dtype=h0.dtype)
@@ -62,7 +63,8 @@ def rnn_forward(x, h0, p, mask=None):
 
 # %%
 if __name__ == "__main__":  # a padded batch: lengths 4, 2 and 1. Against minirnn: errors of about 1e-16
-    p = {"Wx": 0.5 * rng.normal(size=(D, H)), "Wh": 0.5 * rng.normal(size=(H, H)), "b": 0.1 * rng.normal(size=H)}
+    p = {"Wx": 0.5 * rng.normal(size=(D, H)), "Wh": 0.5 * rng.normal(size=(H, H)),
+         "b": 0.1 * rng.normal(size=H)}
     x, h0 = rng.normal(size=(T, N, D)), rng.normal(size=(N, H))
     mask = (np.arange(T)[:, None] < np.array([4, 2, 1])[None, :]).astype(float)  # (T, N)
     hs, h_T, cache = rnn_forward(x, h0, p, mask)
@@ -87,7 +89,7 @@ if __name__ == "__main__":  # a padded batch: lengths 4, 2 and 1. Against minirn
 # %%
 def rnn_backward(dhs, dh_T, cache):
     """dhs (T, N, H), dh_T (N, H) -> dx (T, N, D), dh0 (N, H), grads {"Wx", "Wh", "b"}."""
-    ### BEGIN SOLUTION  walk reversed(range(T)) carrying dh; the step gets m·(dhs[t] + dh), (1 - m)·dh is carried
+    ### BEGIN SOLUTION  walk reversed(range(T)) carrying dh; the step gets m·(dhs[t] + dh), carry (1 - m)·dh
     p, m_all, caches = cache
     grads = {k: np.zeros_like(v) for k, v in p.items()}
     dx, dh = [None] * len(caches), dh_T

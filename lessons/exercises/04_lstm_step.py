@@ -56,7 +56,8 @@ def lstm_step_forward(x, h_prev, c_prev, Wx, Wh, b):
 # %%
 if __name__ == "__main__":  # against minirnn's LSTM: differences of about 1e-16
     x, h_prev, c_prev = rng.normal(size=(N, D)), rng.normal(size=(N, H)), rng.normal(size=(N, H))
-    Wx, Wh, b = 0.5 * rng.normal(size=(D, 4 * H)), 0.5 * rng.normal(size=(H, 4 * H)), 0.1 * rng.normal(size=4 * H)
+    Wx, Wh = 0.5 * rng.normal(size=(D, 4 * H)), 0.5 * rng.normal(size=(H, 4 * H))
+    b = 0.1 * rng.normal(size=4 * H)
     h, c, cache = lstm_step_forward(x, h_prev, c_prev, Wx, Wh, b)
     (h_lib, c_lib), _ = LSTM().step_forward({"Wx": Wx, "Wh": Wh, "b": b}, x, (h_prev, c_prev))
     print("h:", rel_error(h, h_lib), " c:", rel_error(c, c_lib))

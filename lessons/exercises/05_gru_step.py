@@ -39,7 +39,7 @@ def sigmoid(z):
 # %%
 def gru_step_forward(x, h_prev, Wx, Wh, b, bhn):
     """x (N, D), h_prev (N, H), Wx (D, 3H), Wh (H, 3H), b (3H,), bhn (H,) -> h (N, H), cache."""
-    ### BEGIN SOLUTION  r, z from both products; n = tanh(ax_n + r ⊙ (ah_n + bhn)); h = (1 - z) ⊙ n + z ⊙ h_prev
+    ### BEGIN SOLUTION  r and z; n = tanh(ax_n + r ⊙ (ah_n + bhn)); h = (1 - z) ⊙ n + z ⊙ h_prev
     H = h_prev.shape[1]
     ax, ah = x @ Wx + b, h_prev @ Wh  # (N, 3H) each
     r = sigmoid(ax[:, :H] + ah[:, :H])
@@ -66,7 +66,8 @@ if __name__ == "__main__":  # against minirnn's GRU: differences of about 1e-16
 #
 # 1. From $h_t = (1-z) \odot n + z \odot h_{t-1}$: $dn = dh \odot (1-z)$,
 #    $dz = dh \odot (h_{t-1} - n)$, and a direct part $dh \odot z$ of $dh_{t-1}$.
-# 2. Through the tanh: $da_n = dn \odot (1 - n^2)$; then $dr = da_n \odot \hat h$ and $d\hat h = da_n \odot r$.
+# 2. Through the tanh: $da_n = dn \odot (1 - n^2)$; then $dr = da_n \odot \hat h$
+#    and $d\hat h = da_n \odot r$.
 # 3. Through the sigmoids: $da_r = dr \odot r(1-r)$, $da_z = dz \odot z(1-z)$.
 # 4. The two (N, 3H) gradients differ only in the n block:
 #    $da^x = [da_r, da_z, da_n]$ and $da^h = [da_r, da_z, d\hat h]$.

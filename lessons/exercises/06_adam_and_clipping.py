@@ -40,7 +40,7 @@ rng = np.random.default_rng(0)
 def clip_by_global_norm(grads, max_norm):
     """grads: a dict of arrays, scaled in place so that their global norm is at most max_norm.
     Returns the global norm before clipping."""
-    ### BEGIN SOLUTION  norm = sqrt(Σ over every array of Σ g²); scale each array in place by max_norm / max(norm, max_norm)
+    ### BEGIN SOLUTION  norm = sqrt(Σ g² over every array); scale each by max_norm / max(norm, max_norm)
     norm = np.sqrt(sum((g * g).sum() for g in grads.values()))
     scale = max_norm / max(norm, max_norm)  # 1 when the gradient is already short enough
     for g in grads.values():
@@ -54,7 +54,8 @@ if __name__ == "__main__":  # against minirnn.optim: the same norm and the same 
     grads = {"W": rng.normal(size=(3, 4)), "b": rng.normal(size=4)}
     lib = {k: g.copy() for k, g in grads.items()}
     norm, lib_norm = clip_by_global_norm(grads, 1.0), optim.clip_by_global_norm(lib, 1.0)
-    print(f"norm {norm:.6f}, minirnn {float(lib_norm):.6f}; after clipping {np.sqrt(sum((g * g).sum() for g in grads.values())):.6f}")
+    after = np.sqrt(sum((g * g).sum() for g in grads.values()))
+    print(f"norm {norm:.6f}, minirnn {float(lib_norm):.6f}; after clipping {after:.6f}")
     assert all(rel_error(grads[k], lib[k]) < 1e-12 for k in grads)
 
 # %% [markdown]

@@ -68,7 +68,7 @@ def loss_and_grads(params, x, y):
     loss, lcache = layers.sequence_cross_entropy(logits, y.T.reshape(T * N))
     dlogits = layers.sequence_cross_entropy_backward(lcache)  # (T*N, V)
     dhs = layers.dense_backward(dlogits, dcache, params["dec.W"], grads, "dec.")  # (T*N, H)
-    cell_grads = {k[3:]: v for k, v in grads.items() if k.startswith("l0.")}  # views: the cell adds into grads
+    cell_grads = {k[3:]: v for k, v in grads.items() if k.startswith("l0.")}  # the same arrays as grads
     CELL.backward(p, dhs.reshape(T, N, H), (np.zeros_like(h0),), cache, cell_grads)
     return float(loss), grads
     ### END SOLUTION

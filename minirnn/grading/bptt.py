@@ -24,7 +24,8 @@ HINTS = {
     "output_not_zeroed": "past a sequence's end (mask 0) its output is zero: hs[t] = m ⊙ h_new",
     "state_not_held": "past a sequence's end its state is carried unchanged: h = m ⊙ h_new + (1 - m) ⊙ h",
     "mask_leak": "gradient gets through past a sequence's end: at a padded step the step's backward gets "
-                 "m ⊙ (dhs[t] + dh), which is zero (docs/bptt.md#masks-sequences-of-different-lengths-in-one-batch)",
+                 "m ⊙ (dhs[t] + dh), which is zero "
+                 "(docs/bptt.md#masks-sequences-of-different-lengths-in-one-batch)",
     "carry_dropped": "at a padded step the state was carried unchanged, so its gradient must be carried "
                      "back unchanged too: dh = dh_prev + (1 - m) ⊙ dh",
     "dh_T_ignored": "the final state reaches the loss too: start the backward walk from dh = dh_T, not zeros",
@@ -94,7 +95,7 @@ def check_backward(s, t, rng):
         *_, cache = s("rnn_forward", x, h0, p, m, returns=("hs", "h_T", "cache"))
         got = _grads_of(s("rnn_backward", dhs, dh_T, cache, returns=("dx", "dh0", "grads")))
 
-        def loss():
+        def loss(m=m):
             hs, h_T, _ = s("rnn_forward", x, h0, p, m, returns=("hs", "h_T", "cache"))
             return loss_of("rnn_forward", hs, dhs) + loss_of("rnn_forward", h_T, dh_T)
 

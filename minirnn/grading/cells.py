@@ -71,7 +71,7 @@ def lstm_variant(x, states, p, dstates, mistake=None):
     tc = numpy.tanh(c)
     h = o * c if mistake == "h_without_tanh" else o * tc
     slope = 1 - c * c if mistake == "tanh_c_slope" else 1 - tc * tc
-    dct = dc if mistake == "dc_missing_h" else dc + dh * o * slope  # c_t reaches the loss directly and through h_t
+    dct = dc if mistake == "dc_missing_h" else dc + dh * o * slope  # directly, and through h_t
     da = numpy.concatenate([dct * g * i * (1 - i), dct * c_prev * f * (1 - f), dh * tc * o * (1 - o),
                             dct * i * (1 - g * g)], axis=1)
     return {"h": h, "c": c, "dx": da @ p["Wx"].T, "dh_prev": da @ p["Wh"].T,
@@ -140,7 +140,8 @@ def _inputs(cell: Cell, rng):
 
 
 def _wrong(cell: Cell, x, states, p, dstates, forward: bool):
-    return {m: cell.variant(x, states, p, dstates, m) for m in cell.hints if (m in cell.forward_mistakes) == forward}
+    mistakes = [m for m in cell.hints if (m in cell.forward_mistakes) == forward]
+    return {m: cell.variant(x, states, p, dstates, m) for m in mistakes}
 
 
 def check_forward(cell: Cell):
@@ -149,7 +150,8 @@ def check_forward(cell: Cell):
         zeros = tuple(numpy.zeros_like(h) for h in states)
         want, _ = reference.step(cell.name, p, x, states, zeros)
         wrong = _wrong(cell, x, states, p, zeros, forward=True)
-        got = s(cell.forward_name(), x, *states, *(p[k] for k in cell.params), returns=cell.states + ("cache",))
+        got = s(cell.forward_name(), x, *states, *(p[k] for k in cell.params),
+                returns=cell.states + ("cache",))
         for label, g, w in zip(cell.states, got, want):
             t.array(label, g, w, wrong)
         got32 = s(cell.forward_name(), *float32([x, *states, *(p[k] for k in cell.params)]),

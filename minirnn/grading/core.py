@@ -268,7 +268,8 @@ def grade(check: Check, student: Student, seed: int = 0, seconds: float = LIMIT)
         return Row(check.name, check.checked, None, "TODO", [note])
     except Crash as crash:
         note = str(crash) if crash.function == check.name else f"in {crash.function}: {crash}"
-        return Row(check.name, check.checked, tally.error or None, "FAIL", tally.notes + [note], tally.hint_ids)
+        return Row(check.name, check.checked, tally.error or None, "FAIL", tally.notes + [note],
+                   tally.hint_ids)
     except TimeLimit as exc:
         return Row(check.name, check.checked, None, "FAIL", tally.notes + [f"{exc}: an endless loop?"])
     return Row(check.name, check.checked, tally.error, "FAIL" if tally.failed else "PASS",

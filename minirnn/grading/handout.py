@@ -40,7 +40,8 @@ def student_version(text: str, name: str = "the file") -> str:
         begin, end = BEGIN.match(line), END.match(line)
         if begin:
             if region:
-                raise HandoutError(f"{name}:{number}: BEGIN SOLUTION inside the region opened at line {region[0]}")
+                raise HandoutError(f"{name}:{number}: BEGIN SOLUTION inside the region opened at "
+                                   f"line {region[0]}")
             region = (number, begin.group(1), begin.group(2) or DEFAULT_TODO)
         elif end:
             if not region:
@@ -66,7 +67,8 @@ def make_student(source: Path, target: Path, force: bool = False) -> list[Path]:
     source, target = Path(source), Path(target)
     files = exercise_files(source)
     if not files:
-        raise HandoutError(f"no exercises (NN_name.py) in {source}")
+        raise HandoutError(f"no exercises (NN_name.py) in {source}: pass --source DIR, "
+                           "the lessons/exercises folder of a minirnn checkout")
     if target.exists() and not target.is_dir():
         raise HandoutError(f"{target} is a file, not a folder")
     if target.resolve() == source.resolve():

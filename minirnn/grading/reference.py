@@ -81,7 +81,7 @@ def adam(params: dict, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
 def char_rnn(params: dict, hidden_size: int):
     """A one-layer vanilla-RNN CharRNN in float64 holding copies of ``params`` (minirnn's names)."""
     V = params["dec.b"].shape[0]
-    model = CharRNN(ModelConfig(V, hidden_size, 1, "rnn"), FLOAT64, seed=0, threads=1)
+    model = CharRNN(ModelConfig(V, hidden_size, 1, "rnn"), FLOAT64, seed=0)
     model.load_params(params)
     return model
 
@@ -98,7 +98,7 @@ def model_params(model) -> dict:
 
 def model_init(V: int, H: int, seed: int) -> dict:
     """Fresh parameters of a one-layer vanilla-RNN CharRNN, as minirnn initialises them."""
-    return CharRNN(ModelConfig(V, H, 1, "rnn"), FLOAT64, seed=seed, threads=1).host_params()
+    return CharRNN(ModelConfig(V, H, 1, "rnn"), FLOAT64, seed=seed).host_params()
 
 
 def shakespeare_batches(batch_size: int, seq_length: int, seed: int = 0):

@@ -17,7 +17,7 @@ V, H, N, T = 7, 6, 3, 5  # a tiny model, so that every parameter gets a central 
 SHAKESPEARE = dict(hidden=32, batch=16, seq=32, steps=30, lr=1e-2, max_norm=5.0)  # a few seconds at most
 
 HINTS = {
-    "no_clip": "the gradient was not clipped before the Adam step: clip_by_global_norm(grads, max_norm) first",
+    "no_clip": "the gradient was not clipped before the Adam step: call clip_by_global_norm first",
     "norm_after": "return the norm clip_by_global_norm returns (before clipping), not the clipped one",
 }
 
@@ -42,8 +42,10 @@ def check_loss_and_grads(s, t, rng):
     want_loss, want = reference.model_loss_and_grads(reference.char_rnn(params, H), x, y)
     loss, grads = s("loss_and_grads", params, x, y, returns=("loss", "grads"))
     grads = _grads("loss_and_grads", grads, params)
-    numeric = central_differences(lambda: float(s("loss_and_grads", params, x, y, returns=("loss", "grads"))[0]),
-                                  params)
+    def mean_loss():
+        return float(s("loss_and_grads", params, x, y, returns=("loss", "grads"))[0])
+
+    numeric = central_differences(mean_loss, params)
     t.array("loss", loss, want_loss)
     for k in params:
         t.array(f"d{k}", grads[k], want[k], numeric=numeric[k])
@@ -54,7 +56,8 @@ def check_loss_and_grads(s, t, rng):
 
 
 def check_train_step(s, t, rng):
-    params, batches, lr, max_norm = _params(rng), [_batch(rng), _batch(rng)], 1e-2, 0.2  # the norms are about 0.45
+    params, batches, lr = _params(rng), [_batch(rng), _batch(rng)], 1e-2
+    max_norm = 0.2  # the gradient norms are about 0.45: clipping changes them
     want, want_params = reference.train_steps(params, batches, H, lr, max_norm)
     _, no_clip = reference.train_steps(params, batches, H, lr, 0.0)
     mine = {k: v.copy() for k, v in params.items()}
@@ -84,6 +87,7 @@ def check_train_step(s, t, rng):
 
 
 CHECKS = [
-    Check("loss_and_grads", "loss, every gradient vs central differences, CharRNN", check_loss_and_grads, HINTS),
+    Check("loss_and_grads", "loss, every gradient vs central differences, CharRNN", check_loss_and_grads,
+          HINTS),
     Check("train_step", "2 steps vs CharRNN+clip+Adam; trains on Shakespeare", check_train_step, HINTS),
 ]
