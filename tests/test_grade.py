@@ -10,7 +10,7 @@ import numpy
 import pytest
 
 from minirnn import grade
-from minirnn.grading import EXERCISES, SOURCE, bptt, cells, core, grade_file, optim, reference
+from minirnn.grading import EXERCISES, SOURCE, bptt, cells, core, grade_file, load, optim, reference
 from minirnn.grading.handout import HandoutError, make_student, student_version
 
 from .grade_mistakes import MISTAKES
@@ -221,3 +221,11 @@ def test_the_adam_variant_without_a_mistake_is_minirnns(rng):
         before = params["w"].copy()
         opt.step({"w": g})
         numpy.testing.assert_allclose(params["w"] - before, u, rtol=1e-12, atol=0)
+
+
+def test_an_endless_loop_is_a_failed_row_not_a_hang(tmp_path):
+    path = wrong_file(tmp_path, "02_rnn_step", [("    h = np.tanh(x @ Wx + h_prev @ Wh + b)  # (N, H)\n",
+                                                 "    while True:\n        pass\n")])
+    module, _ = load(path)
+    row = core.grade(EXERCISES["02_rnn_step"][0], core.Student(module, path), seconds=0.5)
+    assert row.status == "FAIL" and "rnn_step_forward still running after 0.5 s (line" in row.notes[-1]

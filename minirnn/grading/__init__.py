@@ -36,13 +36,16 @@ class GradeError(ValueError):
 def load(path: Path):
     """Import the student's file (the user named it, so running its code is what was asked for).
     Returns (module, None), or (None, the exception's last line) if the import failed."""
-    spec = importlib.util.spec_from_file_location(f"student_{path.stem}", path)
+    name = f"minirnn_student_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # as for any import (a dataclass in the file looks its module up there)
     sys.path.insert(0, str(path.parent))  # as `python FILE` would: the student may import a file next to it
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             spec.loader.exec_module(module)
     except (Exception, SystemExit) as exc:
+        del sys.modules[name]
         return None, Student(module, path).last_line(exc)
     finally:
         sys.path.remove(str(path.parent))

@@ -285,6 +285,7 @@ def format_rows(rows) -> str:
         err = "-" if r.error is None else f"{r.error:.1e}"
         lines.append(f"{r.name:<{wn}}  {r.checked:<{wc}}  {err:>11}  {r.status}")
         for note in r.notes:
-            lines += [textwrap.fill(line, 100, initial_indent="    ", subsequent_indent="          ")
+            lines += [textwrap.fill(line, 100, initial_indent="    ", subsequent_indent="          ",
+                                    break_long_words=False, break_on_hyphens=False)
                       for line in note.splitlines()]
     return "\n".join(lines)
