@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy
 
 from . import checkpoint
-from .cli import OneLineParser
+from .cli import OneLineParser, add_backend_flag
 from .backend import BackendError, get_backend
 from .checkpoint import CheckpointError
 from .data import Batches, DataError, Vocab, check_length, default_cache_dir, eval_windows, load_text, prepare, split
@@ -388,7 +388,7 @@ def build_parser(suppress_defaults=False) -> argparse.ArgumentParser:
     add(g, "--max-steps", "stop after this many steps in all, counting steps before a resume (default 500)", type=int)
     g = ap.add_argument_group("run")
     add(g, "--seed", "seed for the weights, batch order and dropout: same seed, same losses (default 0)", type=int)
-    add(g, "--backend", "numpy (default) or cupy (a GPU)", choices=["numpy", "cupy"])
+    add_backend_flag(g, default=argparse.SUPPRESS if suppress_defaults else d.backend)
     add(g, "--threads", "CPU threads: the batch is split into one shard per thread (default 0: one per core)",
         type=int)
     add(g, "--dtype", "float32 (default) or float64", choices=["float32", "float64"])
