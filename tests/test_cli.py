@@ -21,7 +21,7 @@ def run_main(command, args, capsys):
 def test_backend_usage_lists_the_choices(command, capsys):
     code, out, _ = run_main(command, ["--help"], capsys)
     assert code == 0
-    assert "[--backend {%s}]" % ",".join(BACKENDS) in " ".join(out.split())
+    assert f"[--backend {{{','.join(BACKENDS)}}}]" in " ".join(out.split())
 
 
 @pytest.mark.parametrize("command", COMMANDS)
