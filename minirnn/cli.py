@@ -11,7 +11,8 @@ BACKENDS = ("numpy", "cupy")  # what --backend accepts in every command
 def add_backend_flag(ap, help="numpy (default) or cupy (a GPU)", **kw):
     """--backend, the same in every command: argparse rejects another name before anything runs.
 
-    ``ap`` is a parser or an argument group; ``kw`` passes on (train passes no default, to see what was typed)."""
+    ``ap`` is a parser or an argument group; ``kw`` passes on (train passes its own default, or none at
+    all, to see what was typed)."""
     kw.setdefault("default", "numpy")
     ap.add_argument("--backend", choices=BACKENDS, help=help, **kw)
 

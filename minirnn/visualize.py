@@ -119,7 +119,7 @@ def _sequential(p: float) -> str:
 
 
 def _shown(c: str) -> str:
-    """A character as the page draws it: whitespace as a visible mark (a space as one that does not collapse)."""
+    """A character as the page draws it: whitespace as a visible mark, a space as one that never collapses."""
     return {"\n": "↵", " ": "\u00a0", "\t": "→"}.get(c, c)
 
 
@@ -153,19 +153,22 @@ def to_html(tr: Trace, unit: int, title: str = "minirnn") -> str:
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
 body {{ font-family: sans-serif; max-width: 60em; margin: 2em auto; color: #222; }}
-.text {{ color: {TEXT_COLOUR}; font-family: monospace; font-size: 15px; line-height: 1.6; border: 1px solid #ccc;
-         padding: 0.8em; white-space: normal; word-wrap: break-word; }}
+.text {{ color: {TEXT_COLOUR}; font-family: monospace; font-size: 15px; line-height: 1.6;
+         border: 1px solid #ccc; padding: 0.8em; white-space: normal; word-wrap: break-word; }}
 .key span {{ display: inline-block; width: 3em; text-align: center; font-size: 13px; color: {TEXT_COLOUR}; }}
 </style></head><body>
 <h2>{html.escape(title)}</h2>
-<p>The model read this text one character at a time, carrying its state. Hover over a character for the numbers.</p>
+<p>The model read this text one character at a time, carrying its state. \
+Hover over a character for the numbers.</p>
 <h3>Unit {unit} of layer {tr.layer} ({state}) after each character</h3>
-<p class="key"><span style="background:{_diverging(-1)}">−1</span><span style="background:{_diverging(0)}">0</span>\
+<p class="key"><span style="background:{_diverging(-1)}">−1</span>\
+<span style="background:{_diverging(0)}">0</span>\
 <span style="background:{_diverging(1)}">+1</span></p>
 <div class="text">{act}</div>
 <h3>Confidence: the probability the model gave each character before it came</h3>
-<p class="key"><span style="background:{_sequential(0)}">0</span><span style="background:{_sequential(0.5)}">0.5</span>\
-<span style="background:{_sequential(1)}">1</span> &nbsp; mean log-probability {mean:.3f} nats per character</p>
+<p class="key"><span style="background:{_sequential(0)}">0</span>\
+<span style="background:{_sequential(0.5)}">0.5</span><span style="background:{_sequential(1)}">1</span> \
+&nbsp; mean log-probability {mean:.3f} nats per character</p>
 <div class="text">{conf}</div>
 </body></html>
 """
@@ -226,25 +229,29 @@ def visualize(model: CharRNN, vocab: Vocab, text: str, unit: int | None = None, 
     return tr, unit
 
 
-# -- the command line -----------------------------------------------------------------------------------------
+# -- the command line -------------------------------------------------------------------------------------
 def main(argv=None) -> int:
     from .cli import OneLineParser, add_model_flags
     from .sample import SampleError, load_model, sample
 
     ap = OneLineParser(prog="python -m minirnn.visualize",
-                       description="Colour a text by one hidden unit's activation and by the model's confidence "
-                                   "in each next character, as a self-contained HTML page (and a PNG).")
+                       description="Colour a text by one hidden unit's activation and by the model's "
+                                   "confidence in each next character, as a self-contained HTML page "
+                                   "(and a PNG).")
     add_model_flags(ap)
     src = ap.add_mutually_exclusive_group()
     src.add_argument("--text", help="the text to read (default: 400 characters the model writes itself)")
     src.add_argument("--text-file", metavar="FILE", help="read the text from a UTF-8 file")
-    ap.add_argument("--max-chars", type=int, default=2000, help="use at most this many characters (default 2000)")
-    ap.add_argument("--unit", type=int, default=None, help="which unit to show (default: the one that varies most)")
+    ap.add_argument("--max-chars", type=int, default=2000,
+                    help="use at most this many characters (default 2000)")
+    ap.add_argument("--unit", type=int, default=None,
+                    help="which unit to show (default: the one that varies most)")
     ap.add_argument("--layer", type=int, default=-1, help="which layer, 0 first, -1 the last (default)")
     ap.add_argument("--state", default="h", choices=["h", "c"], help="h (default), or an LSTM's cell state c")
     ap.add_argument("--out", metavar="FILE", help="the HTML page to write (default RUN_DIR/visualize.html)")
     ap.add_argument("--png", metavar="FILE", help="also draw both panels into this PNG")
-    ap.add_argument("--seed", type=int, default=0, help="seed for the generated text when --text is not given")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seed for the generated text when --text is not given")
     args = ap.parse_args(argv)
     try:
         if args.max_chars < 1:

@@ -30,6 +30,6 @@ def test_unknown_backend_is_refused_before_anything_runs(command, capsys, tmp_pa
     code, out, err = run_main(command, ["--backend", "tpu"], capsys)
     assert code == 2 and out == ""
     [line] = err.splitlines()  # one line; how argparse quotes the choices differs between Pythons
-    assert line.startswith(f"minirnn.{command}: error: argument --backend: invalid choice: 'tpu' (choose from ")
+    assert line.startswith(f"minirnn.{command}: error: argument --backend: invalid choice: 'tpu' (choose")
     assert line.endswith(" (see --help)") and all(name in line for name in BACKENDS)
     assert list(tmp_path.iterdir()) == []

@@ -50,8 +50,8 @@ def built(tmp_path_factory):
     shutil.copytree(ROOT, src, ignore=NOT_SOURCE)
     log = ""
     for kind in ("sdist", "wheel", "editable"):  # one process each: setuptools keeps state between builds
-        proc = run([sys.executable, "-c", f"import sys, setuptools.build_meta as b; b.build_{kind}(sys.argv[1])",
-                    str(dist)], cwd=src)
+        build = f"import sys, setuptools.build_meta as b; b.build_{kind}(sys.argv[1])"
+        proc = run([sys.executable, "-c", build, str(dist)], cwd=src)
         log += proc.stdout + proc.stderr
     return dist, log
 
@@ -62,7 +62,8 @@ def test_sdist_holds_the_docs_lessons_tests_and_licence(built):
     with tarfile.open(sdist) as tar:
         names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
     wanted = {"LICENSE", "README.md", "setup.cfg", "setup.py", "pyproject.toml", "MANIFEST.in",
-              "tests/__init__.py", "tests/conftest.py", "tests/strict_xp.py", "minirnn/texts/tinyshakespeare.txt"}
+              "tests/__init__.py", "tests/conftest.py", "tests/strict_xp.py",
+              "minirnn/texts/tinyshakespeare.txt"}
     for pattern in ("docs/**/*", "lessons/*.py", "lessons/*.md", "tests/*.py", "minirnn/*.py"):
         wanted |= {str(p.relative_to(ROOT)) for p in ROOT.glob(pattern) if p.is_file()}
     assert wanted - names == set()
@@ -73,7 +74,10 @@ def test_tests_pass_from_the_unpacked_sdist(built, tmp_path):
     dist, _ = built
     [sdist] = dist.glob("minirnn-*.tar.gz")
     with tarfile.open(sdist) as tar:
-        tar.extractall(tmp_path, filter="data") if hasattr(tarfile, "data_filter") else tar.extractall(tmp_path)
+        if hasattr(tarfile, "data_filter"):  # Python 3.12 and the security releases before it
+            tar.extractall(tmp_path, filter="data")
+        else:
+            tar.extractall(tmp_path)
     [unpacked] = tmp_path.glob("minirnn-*")
     env = {"PYTHONPATH": str(unpacked)}
     where = run([sys.executable, "-c", "import minirnn, tests.strict_xp; print(minirnn.__file__)"],

@@ -50,13 +50,14 @@ def test_black_text_has_contrast_7_on_every_colour_of_both_maps():
 def test_the_maps_end_on_their_colours_and_pass_through_white():
     assert rgb(vis._diverging(-1)) == vis.NEGATIVE and rgb(vis._diverging(1)) == vis.POSITIVE
     assert rgb(vis._diverging(0)) == rgb(vis._sequential(0)) == (255, 255, 255)
-    assert rgb(vis._sequential(1)) == vis.CONFIDENT and rgb(vis._sequential(float("nan"))) == vis.NO_PREDICTION
+    assert rgb(vis._sequential(1)) == vis.CONFIDENT
+    assert rgb(vis._sequential(float("nan"))) == vis.NO_PREDICTION
 
 
 # -- a trace made by hand, so that every awkward character is on the page -----------------------------------
 TEXT = "a b\n\"<&'\té"
 SHOWN = ["a", "\u00a0", "b", "↵", '"', "<", "&", "'", "→", "é"]  # what each span draws
-NAMED = ["'a'", "space", "'b'", "newline", "'\"'", "'<'", "'&'", '"\'"', "tab", "'é'"]  # how a tooltip says it
+NAMED = ["'a'", "space", "'b'", "newline", "'\"'", "'<'", "'&'", '"\'"', "tab", "'é'"]  # as a tooltip says it
 TOP = [" ", "\n", "\t", "'", '"', "<", "&", "é", "\u00a0", "e"]  # the most likely next character, made up
 TOP_NAMED = ["space", "newline", "tab", '"\'"', "'\"'", "'<'", "'&'", "'é'", "'\\xa0'", "'e'"]
 ACTS = ["-1.000", "-0.778", "-0.556", "-0.333", "-0.111", "+0.111", "+0.333", "+0.556", "+0.778", "+1.000"]
@@ -120,7 +121,8 @@ document.body.appendChild(out);
 
 
 def spans_in_browser(page, tmp_path):
-    """Every span of ``page`` as the browser parsed and styled it: dicts of where/title/text/background/colour."""
+    """Every span of ``page`` as the browser parsed and styled it: dicts of where, title, text,
+    background and colour."""
     probe = tmp_path / "probe.html"
     probe.write_text(page.replace("</body>", READ_SPANS + "</body>"), encoding="utf-8")
     dom = chromium(tmp_path, "--dump-dom", probe.as_uri())
@@ -134,7 +136,8 @@ def test_browser_reads_every_tooltip_and_character_as_meant(tmp_path):
     text = [s for s in spans if s["where"] == "text"]
     assert [s["title"] for s in text] == EXPECTED_TITLES
     assert [s["text"] for s in text] == SHOWN * 2
-    assert rgb(text[0]["background"]) == vis.NEGATIVE and rgb(text[len(TEXT) - 1]["background"]) == vis.POSITIVE
+    assert rgb(text[0]["background"]) == vis.NEGATIVE  # the map's ends, as the browser drew them
+    assert rgb(text[len(TEXT) - 1]["background"]) == vis.POSITIVE
 
 
 def test_browser_page_of_a_trained_model(tmp_path):
@@ -160,7 +163,8 @@ def test_browser_page_of_a_trained_model(tmp_path):
     assert not any("\\" in t for t in titles)
 
     # contrast of what the browser drew: every character of both panels, and the keys' labels
-    ratios = [contrast(rgb(s["colour"]), rgb(s["background"])) for s in spans if s["where"] in ("text", "key")]
+    ratios = [contrast(rgb(s["colour"]), rgb(s["background"]))
+              for s in spans if s["where"] in ("text", "key")]
     assert len(ratios) == 2 * len(text) + 6 and min(ratios) >= 7, min(ratios)
 
     shot = tmp_path / "screenshot.png"
