@@ -72,9 +72,11 @@ class LSTM(ProjectedCell):
     forget_bias = 1.0
 
     def param_shapes(self, D: int, H: int) -> dict[str, tuple[int, ...]]:
+        """Wx (D, 4H), Wh (H, 4H), b (4H,): the gates i, f, o, g side by side."""
         return {"Wx": (D, 4 * H), "Wh": (H, 4 * H), "b": (4 * H,)}
 
     def init_params(self, D: int, H: int, rng: numpy.random.Generator) -> dict[str, numpy.ndarray]:
+        """Wx and Wh glorot-uniform as one (D + H, 4H) matrix (TensorFlow's), b zero but the f block."""
         Wx, Wh = gate_kernels(rng, D, H, 4)
         b = numpy.zeros(4 * H)
         b[H : 2 * H] = self.forget_bias  # the f block
