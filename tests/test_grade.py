@@ -2,6 +2,7 @@
 student version is all TODO, every hint is triggered by a wrong version, and the handout
 opens as notebooks that run to their first TODO."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -229,3 +230,22 @@ def test_an_endless_loop_is_a_failed_row_not_a_hang(tmp_path):
     module, _ = load(path)
     row = core.grade(EXERCISES["02_rnn_step"][0], core.Student(module, path), seconds=0.5)
     assert row.status == "FAIL" and "rnn_step_forward still running after 0.5 s (line" in row.notes[-1]
+
+
+def anchors(page: Path) -> set:
+    """GitHub's anchors of a page's headings: lower case, punctuation dropped, spaces to hyphens."""
+    heads = [line.lstrip("#").strip() for line in page.read_text().splitlines() if line.startswith("#")]
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in heads}
+
+
+def test_every_link_into_docs_names_a_page_and_heading_that_exist():
+    texts = [p.read_text() for p in [*SOURCE.glob("*.py"), *(ROOT / "minirnn" / "grading").glob("*.py"),
+                                     ROOT / "docs" / "teaching.md"]]
+    links = {m.groups() for text in texts for m in re.finditer(r"(\w+\.md)(?:#([\w-]+))?", text)}
+    assert len(links) > 10
+    for page, anchor in links:
+        path = ROOT / "docs" / page
+        if page == "README.md":
+            continue
+        assert path.is_file(), page
+        assert anchor is None or anchor in anchors(path), f"{page}#{anchor}"
