@@ -90,9 +90,6 @@ class Student:
     def __init__(self, module, path: Path):
         self.module, self.path = module, Path(path)
 
-    def defines(self, name: str) -> bool:
-        return callable(getattr(self.module, name, None))
-
     def __call__(self, name, *args, copy=True, returns=None):
         """``name(*args)``, on copies of the array arguments unless ``copy=False``; with
         ``returns=("dx", "dW")`` the result must be a tuple of that many values."""
@@ -106,11 +103,12 @@ class Student:
                     numpy.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
                 out = fn(*args)
-        except NotImplementedError as exc:
-            raise Todo(name, str(exc) or f"{name} raises NotImplementedError") from None
+        except NotImplementedError as exc:  # a TODO: of this function, or of one it calls
+            frames = self.frames(exc)
+            raise Todo(frames[-1].name if frames else name, str(exc) or "NotImplementedError") from None
         except TimeLimit as exc:
             raise TimeLimit(f"{name} {exc}{self.where(exc)}") from None
-        except Exception as exc:  # the student's bug, reported as one line
+        except (Exception, SystemExit) as exc:  # the student's bug, reported as one line
             raise Crash(name, self.last_line(exc)) from None
         if returns is not None and (not isinstance(out, (tuple, list)) or len(out) != len(returns)):
             got = f"a tuple of {len(out)}" if isinstance(out, (tuple, list)) else type(out).__name__
@@ -123,8 +121,12 @@ class Student:
 
     def where(self, exc: BaseException) -> str:
         """`` (line 42)``: the last line of the student's file in the exception's traceback, if any."""
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == self.path]
+        frames = self.frames(exc)
         return f" (line {frames[-1].lineno})" if frames else ""
+
+    def frames(self, exc: BaseException) -> list:
+        """The frames of the exception's traceback that are in the student's file, outermost first."""
+        return [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == self.path]
 
 
 class Tally:
