@@ -65,6 +65,8 @@ MISTAKES = [
      [("n = np.tanh(ax[:, 2 * H:] + r * hn)", "n = np.tanh(ax[:, 2 * H:] + r * ah[:, 2 * H:] + bhn)")]),
     ("05_gru_step", "gru_step_forward", "z_swapped",
      [("h = (1 - z) * n + z * h_prev", "h = z * n + (1 - z) * h_prev")]),
+    ("05_gru_step", "gru_step_backward", "forward_only",  # the same wrong forward, under a right backward
+     [("h = (1 - z) * n + z * h_prev", "h = z * n + (1 - z) * h_prev")]),
     ("05_gru_step", "gru_step_backward", "no_direct_path", [("dh * z + dah @ Wh.T", "dah @ Wh.T")]),
     ("05_gru_step", "gru_step_backward", "dbhn_without_r", [("(dan * r).sum(axis=0))", "dan.sum(axis=0))")]),
     # -- exercise 6 ----------------------------------------------------------------------------------------
