@@ -1,4 +1,5 @@
 """The backend seam: one module knows about CuPy, and its absence is a clear one-line error."""
+import os
 import pathlib
 import subprocess
 import sys
@@ -81,13 +82,102 @@ def test_cupy_without_gpu_is_one_line_error(monkeypatch):
     assert "\n" not in msg and "no GPU answers" in msg and "cudaErrorNoDevice" in msg
 
 
-def test_cli_reports_missing_gpu_in_one_line():
-    proc = subprocess.run([sys.executable, "-m", "minirnn.gradcheck", "--backend", "cupy"],
-                          capture_output=True, text=True)
-    if proc.returncode == 0:
-        pytest.skip("a GPU is available here")
-    assert proc.returncode == 2
+# A "cupy" package that stands in for a broken CUDA machine: it imports, and the part named by
+# FAKE_CUPY_FAIL fails as CuPy does when that library is missing. The rest is the strict stand-in.
+FAKE_CUPY = """
+import os
+from tests.strict_xp import StrictArray as ndarray, strict
+
+FAIL = os.environ.get("FAKE_CUPY_FAIL", "")
+
+
+class _Runtime:
+    @staticmethod
+    def getDeviceCount():
+        if FAIL == "device":
+            raise RuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected")
+        return 1
+
+
+class _Stream:
+    def synchronize(self):
+        pass
+
+
+class cuda:
+    runtime = _Runtime
+    get_current_stream = staticmethod(_Stream)
+
+
+def matmul(a, b):
+    if FAIL == "cublas":
+        raise ImportError("libcublas.so.12: cannot open shared object file: No such file or directory")
+    return strict.matmul(a, b)
+
+
+def tanh(x):
+    if FAIL == "nvrtc":
+        raise RuntimeError("CuPy failed to load libnvrtc.so.12: OSError: libnvrtc.so.12: cannot open "
+                           "shared object file: No such file or directory")
+    return strict.tanh(x)
+
+
+def __getattr__(name):
+    return getattr(strict, name)
+"""
+
+MISSING = {"device": "no GPU answers", "cublas": "matrix multiply (cuBLAS) fails",
+           "nvrtc": "compiling an elementwise kernel (NVRTC) fails"}
+
+
+@pytest.fixture
+def fake_cupy(tmp_path, monkeypatch):
+    """A directory holding the fake cupy; returns the environment that puts it first on the path."""
+    (tmp_path / "cupy").mkdir()
+    (tmp_path / "cupy" / "__init__.py").write_text(FAKE_CUPY)
+    root = PACKAGE.parent
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)])}
+
+
+@pytest.mark.parametrize("fail", sorted(MISSING))
+def test_health_check_names_what_is_missing_in_one_line(fail, fake_cupy, monkeypatch):
+    monkeypatch.setenv("FAKE_CUPY_FAIL", fail)
+    monkeypatch.syspath_prepend(fake_cupy["PYTHONPATH"].split(os.pathsep)[0])
+    monkeypatch.delitem(sys.modules, "cupy", raising=False)
+    monkeypatch.delitem(backend_mod._DEVICE_MODULES, "cupy", raising=False)
+    with pytest.raises(BackendError) as err:
+        get_backend("cupy")
+    msg = str(err.value)
+    assert "\n" not in msg and MISSING[fail] in msg
+    if fail != "device":
+        assert "cupy-cuda12x[ctk]" in msg  # what to install
+    sys.modules.pop("cupy", None)
+
+
+def test_health_check_passes_where_everything_answers(fake_cupy, monkeypatch):
+    monkeypatch.setenv("FAKE_CUPY_FAIL", "")
+    monkeypatch.syspath_prepend(fake_cupy["PYTHONPATH"].split(os.pathsep)[0])
+    monkeypatch.delitem(sys.modules, "cupy", raising=False)
+    monkeypatch.setattr(backend_mod, "_DEVICE_MODULES", dict(backend_mod._DEVICE_MODULES))
+    monkeypatch.setattr(backend_mod, "_DEVICE_ARRAY_TYPES", list(backend_mod._DEVICE_ARRAY_TYPES))
+    monkeypatch.delitem(backend_mod._DEVICE_MODULES, "cupy", raising=False)
+    assert get_backend("cupy").name == "cupy"
+    sys.modules.pop("cupy", None)
+
+
+@pytest.mark.parametrize("command", [["minirnn.gradcheck", "--backend", "cupy"],
+                                     ["minirnn.train", "--backend", "cupy", "--max-steps", "1"]])
+@pytest.mark.parametrize("fail", ["device", "nvrtc"])
+def test_commands_report_a_broken_gpu_in_one_line(command, fail, fake_cupy, tmp_path):
+    """What a student sees on a machine whose CUDA is incomplete: one line, exit 2, nothing written."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", *command] + (["--out", str(out)] if "minirnn.train" in command else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**fake_cupy, "FAKE_CUPY_FAIL": fail})
+    assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert MISSING[fail] in proc.stderr
+    assert not out.exists()
 
 
 def test_unknown_backend_and_dtype():
@@ -175,7 +265,22 @@ def test_fuse_falls_back_to_the_plain_function_once(monkeypatch):
         return 2 * a
 
     x = Arr(numpy.arange(3.0))
-    with pytest.warns(UserWarning, match="unfused"):
+    with pytest.warns(backend_mod.FuseFallbackWarning, match="FUSE FALLBACK.*unfused"):
         y = double(x)
     numpy.testing.assert_array_equal(y._a, [0.0, 2.0, 4.0])
     numpy.testing.assert_array_equal(double(x)._a, [0.0, 2.0, 4.0])  # no second warning needed
+
+
+def test_device_dropout_masks_use_a_counter_based_generator():
+    """On the device a mask comes from Philox (cheap to set up per mask), never from default_rng (XORWOW,
+    ~270k slow curand_init calls on an H200); the same seed gives the same mask, so resumes are exact."""
+    be = get_backend("strict", "float32")
+    del strict_xp.GENERATORS[:]
+    a, b = be.to_host(be.uniform(5, (3, 4))), be.to_host(be.uniform(5, (3, 4)))
+    assert strict_xp.GENERATORS == [(5, 12), (5, 12)]  # one state per number, up to PHILOX_STATES
+    numpy.testing.assert_array_equal(a, b)
+    assert a.dtype == numpy.float32
+    be.uniform(6, (backend_mod.PHILOX_STATES + 1,))
+    assert strict_xp.GENERATORS[-1] == (6, backend_mod.PHILOX_STATES)  # a fixed cap, not the GPU's SM count
+    with pytest.raises(TypeError, match="XORWOW"):
+        strict_xp.strict.random.default_rng(0)

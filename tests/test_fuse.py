@@ -1,0 +1,150 @@
+"""The cells' elementwise functions fuse: they trace the way cupy.fuse traces them.
+
+cupy.fuse calls a function with its own stand-in objects and records what is done
+to them; only CuPy's ufuncs know those objects. The strict stand-in's ``fuse``
+traces the same way (tests/strict_xp.py, TraceProxy), so a body that would not
+compile on a GPU, and would silently run there one kernel per operation, fails
+here. On a machine with CuPy the last tests check the real thing.
+"""
+import inspect
+import warnings
+
+import numpy
+import pytest
+
+from minirnn import backend as backend_mod
+from minirnn import gru, lstm, pointwise, rnn
+from minirnn.backend import FuseFallbackWarning, array_module, fuse, get_backend
+
+from . import strict_xp
+from .conftest import CUPY, needs_cupy
+
+
+def fused_functions():
+    """Every function that backend.fuse wraps in the cells' files and pointwise.py, by name."""
+    found = {}
+    for module in (pointwise, rnn, lstm, gru):
+        for name, obj in vars(module).items():
+            if callable(obj) and hasattr(obj, "compiled") and getattr(obj, "__module__", "") == module.__name__:
+                found[f"{module.__name__.split('.')[-1]}.{name}"] = obj
+    return found
+
+
+FUSED = fused_functions()
+
+
+def _arguments(fn, rng, N=3, H=4):
+    """One (N, H) array per parameter of ``fn``; values in (0.05, 0.95), valid for gates and states alike."""
+    return [rng.uniform(0.05, 0.95, size=(N, H)) for _ in inspect.signature(fn).parameters]
+
+
+def test_the_cells_have_fused_functions():
+    names = set(FUSED)
+    assert {"pointwise.sigmoid", "rnn.rnn_pointwise", "lstm.lstm_pointwise", "gru.gru_pointwise"} <= names, names
+
+
+@pytest.mark.parametrize("name", sorted(FUSED))
+def test_each_fused_function_traces_as_one_kernel_and_matches_numpy(name, rng):
+    fn = FUSED[name]
+    be = get_backend("strict", "float64")
+    host = _arguments(fn, rng)
+    strict_xp.KERNELS.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FuseFallbackWarning)  # a fallback is a failure here
+        out = fn(*(be.asarray(a) for a in host))
+    assert dict(strict_xp.KERNELS) == {f"fused {fn.__name__}": 1}  # one launch, nothing outside it
+    expected = fn(*host)  # the plain NumPy function
+    out, expected = (out, expected) if isinstance(out, tuple) else ((out,), (expected,))
+    assert len(out) == len(expected)
+    for o, e in zip(out, expected):
+        numpy.testing.assert_array_equal(be.to_host(o), e)
+
+
+def test_an_lstm_step_is_two_elementwise_kernels(rng):
+    """σ over the three gate blocks, then the rest of the step: two launches, as docs/backend.md says."""
+    be = get_backend("strict", "float32")
+    N, H = 2, 5
+    cell = lstm.LSTM()
+    a = be.asarray(rng.normal(size=(N, 4 * H)))
+    state = tuple(be.asarray(rng.normal(size=(N, H))) for _ in range(2))
+    strict_xp.KERNELS.clear()
+    cell.activate(a, state)
+    assert dict(strict_xp.KERNELS) == {"fused sigmoid": 1, "fused lstm_pointwise": 1}
+
+
+def test_a_numpy_ufunc_in_a_fused_body_does_not_trace():
+    """The mistake this file guards against: numpy.tanh inside a fused function."""
+    be = get_backend("strict", "float64")
+    x = be.asarray(numpy.linspace(-1, 1, 5))
+
+    def numpy_tanh(x):
+        return 0.5 * numpy.tanh(x) + 0.5
+
+    with pytest.raises(TypeError, match="numpy.tanh"):
+        strict_xp.strict.fuse()(numpy_tanh)(x)
+    # through backend.fuse it still gives the right numbers, unfused, and says so loudly
+    wrapped = fuse(numpy_tanh)
+    with pytest.warns(FuseFallbackWarning, match="FUSE FALLBACK.*numpy_tanh"):
+        y = wrapped(x)
+    numpy.testing.assert_allclose(be.to_host(y), 0.5 * numpy.tanh(numpy.linspace(-1, 1, 5)) + 0.5)
+
+
+def test_the_tracer_refuses_what_cupy_fuse_cannot_trace():
+    be = get_backend("strict", "float64")
+    x = be.asarray(numpy.ones((2, 3)))
+    kernels = {
+        "a NumPy function": lambda x: numpy.concatenate([x, x]),
+        "an if on a value": lambda x: x if x > 0 else -x,
+        "indexing": lambda x: x[0],
+        "a host array": lambda x: x + numpy.ones(3),
+        "a non-ufunc module function": lambda x: strict_xp.strict.concatenate([x, x]),
+    }
+    for what, body in kernels.items():
+        with pytest.raises(TypeError):
+            strict_xp.strict.fuse()(body)(x)
+        assert what
+
+
+def test_array_module_names_the_device_for_tracing_objects():
+    seen = []
+
+    def probe(x):
+        seen.append(array_module(x))
+        return x * 2
+
+    be = get_backend("strict", "float64")
+    strict_xp.strict.fuse()(probe)(be.asarray(numpy.ones(2)))
+    assert seen == [strict_xp.strict]
+    assert array_module(numpy.ones(2), 1.0, None) is numpy
+
+
+def test_fuse_on_numpy_is_the_plain_function(rng):
+    x = rng.normal(size=(2, 3))
+    numpy.testing.assert_array_equal(pointwise.sigmoid(x), 0.5 * numpy.tanh(0.5 * x) + 0.5)
+    assert pointwise.sigmoid.compiled.get(numpy) is None  # nothing is compiled for NumPy
+
+
+# -- on a GPU ----------------------------------------------------------------------------------------
+@needs_cupy
+@pytest.mark.parametrize("name", sorted(FUSED))
+def test_each_fused_function_compiles_with_cupy_fuse(name, rng):
+    fn = FUSED[name]
+    cupy = CUPY.xp
+    host = _arguments(fn, rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FuseFallbackWarning)
+        out = fn(*(cupy.asarray(a, dtype=numpy.float32) for a in host))
+    assert fn.compiled[cupy] is not fn.__wrapped__  # a cupy.fuse kernel, not the plain function
+    expected = fn(*(a.astype(numpy.float32) for a in host))
+    out, expected = (out, expected) if isinstance(out, tuple) else ((out,), (expected,))
+    for o, e in zip(out, expected):
+        numpy.testing.assert_allclose(cupy.asnumpy(o), e, rtol=1e-5, atol=1e-6)
+
+
+@needs_cupy
+def test_device_masks_come_from_philox_and_repeat_per_seed():
+    be = get_backend("cupy", "float32")
+    a, b, c = (be.to_host(be.uniform(s, (64, 128))) for s in (7, 7, 8))
+    numpy.testing.assert_array_equal(a, b)
+    assert not numpy.array_equal(a, c) and a.dtype == numpy.float32 and 0 <= a.min() and a.max() < 1
+    assert backend_mod.PHILOX_STATES >= 64 * 128  # this mask used one state per number
