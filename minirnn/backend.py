@@ -231,7 +231,7 @@ def fuse(fn):
 
     @functools.wraps(fn)
     def call(*args):
-        if not _DEVICE_ARRAY_TYPES:  # no device module loaded: NumPy (sampling calls this ~20 times a character)
+        if not _DEVICE_ARRAY_TYPES:  # no device module loaded: NumPy (sampling calls this ~20 times a char)
             return fn(*args)
         xp = _device_module(args)
         if xp is None or not hasattr(xp, "fuse"):  # NumPy, or inside a trace

@@ -172,7 +172,7 @@ class TraceProxy:
 def _trace_ufunc(ufunc, *args, **kwargs):
     """Apply ``ufunc`` while tracing: arguments are TraceProxy or scalars, never arrays."""
     if kwargs:
-        raise TypeError(f"{ufunc.__name__}({', '.join(kwargs)}=...) inside a fused function is not traced here")
+        raise TypeError(f"{ufunc.__name__}({', '.join(kwargs)}=...) in a fused function is not traced here")
     values = []
     for a in args:
         if isinstance(a, TraceProxy):
@@ -182,7 +182,9 @@ def _trace_ufunc(ufunc, *args, **kwargs):
         else:
             raise TypeError(f"a {type(a).__name__} that is not an argument was used inside a fused function")
     result = ufunc(*values)
-    return tuple(TraceProxy(r) for r in result) if isinstance(result, tuple) else TraceProxy(numpy.asarray(result))
+    if isinstance(result, tuple):
+        return tuple(TraceProxy(r) for r in result)
+    return TraceProxy(numpy.asarray(result))
 
 
 def _operator(ufunc, reflected=False):
@@ -192,7 +194,8 @@ def _operator(ufunc, reflected=False):
 
 
 for _name, _ufunc in [("add", numpy.add), ("sub", numpy.subtract), ("mul", numpy.multiply),
-                      ("truediv", numpy.true_divide), ("floordiv", numpy.floor_divide), ("mod", numpy.remainder),
+                      ("truediv", numpy.true_divide), ("floordiv", numpy.floor_divide),
+                      ("mod", numpy.remainder),
                       ("pow", numpy.power), ("and", numpy.bitwise_and), ("or", numpy.bitwise_or),
                       ("xor", numpy.bitwise_xor)]:
     setattr(TraceProxy, f"__{_name}__", _operator(_ufunc))
@@ -234,7 +237,7 @@ def _untrace(out, inputs):
         return tuple(_untrace(o, inputs) for o in out)
     if not isinstance(out, TraceProxy):
         raise TypeError(f"a fused function returned a {type(out).__name__}, not a traced array")
-    return StrictArray(out._a.copy() if id(out._a) in inputs else out._a)  # outputs are new arrays, as on CuPy
+    return StrictArray(out._a.copy() if id(out._a) in inputs else out._a)  # new arrays, as on CuPy
 
 
 # -- random: CuPy's Generator API -------------------------------------------------------------------------
@@ -298,7 +301,8 @@ class StrictModule:
             return attr  # dtypes, constants
         if isinstance(attr, numpy.ufunc):
             return _ufunc(attr)
-        return lambda *args, **kwargs: _wrap(attr(*_refuse_traced(name, args), **{k: _unwrap(v) for k, v in kwargs.items()}))
+        return lambda *args, **kwargs: _wrap(attr(*_refuse_traced(name, args),
+                                                  **{k: _unwrap(v) for k, v in kwargs.items()}))
 
 
 def _ufunc(ufunc):

@@ -131,7 +131,7 @@ MISSING = {"device": "no GPU answers", "cublas": "matrix multiply (cuBLAS) fails
 
 
 @pytest.fixture
-def fake_cupy(tmp_path, monkeypatch):
+def fake_cupy(tmp_path):
     """A directory holding the fake cupy; returns the environment that puts it first on the path."""
     (tmp_path / "cupy").mkdir()
     (tmp_path / "cupy" / "__init__.py").write_text(FAKE_CUPY)
@@ -172,7 +172,7 @@ def test_commands_report_a_broken_gpu_in_one_line(command, fail, fake_cupy, tmp_
     """What a student sees on a machine whose CUDA is incomplete: one line, exit 2, nothing written."""
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", *command] + (["--out", str(out)] if "minirnn.train" in command else [])
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False,
                           env={**fake_cupy, "FAKE_CUPY_FAIL": fail})
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
