@@ -15,6 +15,7 @@ what lets the training loop run a whole sequence without a host
 synchronisation: on CuPy, ``float(x)``, ``x.item()`` or ``if x > 0`` on a
 device array each wait for the GPU to finish.
 """
+
 from __future__ import annotations
 
 import functools
@@ -48,8 +49,10 @@ def register_array_module(name: str, xp, array_type: type) -> None:
 
 # What to install: CuPy's [ctk] extra brings the CUDA libraries (cuBLAS, NVRTC, ...) as wheels, so only the
 # NVIDIA driver has to be on the machine; nvidia-smi's "CUDA Version" is the newest major the driver runs.
-INSTALL_HINT = ("pip install 'minirnn[cuda12]' (cupy-cuda12x[ctk]) or 'minirnn[cuda13]' (cupy-cuda13x[ctk]), "
-                "whichever CUDA major nvidia-smi shows")
+INSTALL_HINT = (
+    "pip install 'minirnn[cuda12]' (cupy-cuda12x[ctk]) or 'minirnn[cuda13]' (cupy-cuda13x[ctk]), "
+    "whichever CUDA major nvidia-smi shows"
+)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -60,6 +63,7 @@ def _first_line(exc: BaseException) -> str:
 def _health_check(cupy) -> None:
     """Run each kind of GPU work that training uses once, so that a missing piece fails here, in one
     line, rather than as a traceback at the first step. Raises BackendError."""
+
     def device():
         if cupy.cuda.runtime.getDeviceCount() < 1:
             raise RuntimeError("no CUDA device")
@@ -74,8 +78,11 @@ def _health_check(cupy) -> None:
         ("the matrix multiply (cuBLAS) fails", INSTALL_HINT, lambda: cupy.matmul(ones((4, 4)), ones((4, 4)))),
         # CuPy compiles every elementwise kernel (tanh, the cells' fused functions) at first use, with NVRTC
         ("compiling an elementwise kernel (NVRTC) fails", INSTALL_HINT, lambda: cupy.tanh(ones(4))),
-        ("the device random generator fails", INSTALL_HINT,
-         lambda: cupy.random.Generator(cupy.random.Philox4x3210(0, size=4)).random(4, dtype="float32")),
+        (
+            "the device random generator fails",
+            INSTALL_HINT,
+            lambda: cupy.random.Generator(cupy.random.Philox4x3210(0, size=4)).random(4, dtype="float32"),
+        ),
     ]
     for what, hint, check in checks:
         try:
@@ -243,8 +250,12 @@ def fuse(fn):
         try:
             return fused[xp](*args)
         except Exception as exc:  # noqa: BLE001 (a CuPy that cannot fuse this: run it unfused, say so once)
-            warnings.warn(f"FUSE FALLBACK: cupy.fuse could not compile {fn.__name__} ({_first_line(exc)}); "
-                          "running it unfused, one kernel per operation", FuseFallbackWarning, stacklevel=2)
+            warnings.warn(
+                f"FUSE FALLBACK: cupy.fuse could not compile {fn.__name__} ({_first_line(exc)}); "
+                "running it unfused, one kernel per operation",
+                FuseFallbackWarning,
+                stacklevel=2,
+            )
             fused[xp] = fn
             return fn(*args)
 

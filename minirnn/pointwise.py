@@ -11,6 +11,7 @@ its own tracing objects, and only CuPy's ufuncs know them: ``numpy.tanh``
 would make the trace fail and the function run unfused, one kernel per
 operation. ``array_module`` names cupy for those objects too.
 """
+
 from __future__ import annotations
 
 from .backend import array_module, fuse

@@ -1,13 +1,13 @@
 """Shared fixtures. Random data is drawn with NumPy on the host, then moved, so every
 backend sees the same numbers (CuPy's numpy_cupy_allclose does the same)."""
+
 import os
 
 import numpy
 import pytest
 
-from minirnn.train import TrainConfig, train
-
 from minirnn.backend import BackendError, get_backend
+from minirnn.train import TrainConfig, train
 
 from . import strict_xp
 
@@ -31,6 +31,8 @@ def pytest_configure(config):
     # GPU pass for a working one: stop instead.
     if NO_CUPY and os.environ.get("MINIRNN_EXPECT_GPU"):
         pytest.exit(f"MINIRNN_EXPECT_GPU is set, but {NO_CUPY}", returncode=1)
+
+
 needs_cupy = pytest.mark.skipif(CUPY is None, reason="CuPy with a working GPU is not available")
 
 BACKENDS = ["numpy", "strict", pytest.param("cupy", marks=needs_cupy)]
@@ -56,7 +58,17 @@ def train_tiny(tmp, **options):
     ``options`` override the TrainConfig fields (sizes, steps, ...)."""
     data = tmp / "text.txt"
     data.write_text(TINY_TEXT)
-    config = dict(data=str(data), hidden_size=16, batch_size=4, seq_length=8, max_steps=30, print_every=10,
-                  eval_every=0, cache_dir="", quiet=True, out=str(tmp / "run"))
+    config = dict(
+        data=str(data),
+        hidden_size=16,
+        batch_size=4,
+        seq_length=8,
+        max_steps=30,
+        print_every=10,
+        eval_every=0,
+        cache_dir="",
+        quiet=True,
+        out=str(tmp / "run"),
+    )
     train(TrainConfig(**{**config, **options}))
     return tmp / "run", data

@@ -20,6 +20,7 @@ Its arrays wrap NumPy arrays but refuse what CuPy refuses, and a little more:
 device arrays (``matmul`` included), and each call of a fused function.
 ``register()`` makes the module available as ``get_backend("strict")``.
 """
+
 from __future__ import annotations
 
 import collections
@@ -126,7 +127,9 @@ class StrictArray(NDArrayOperatorsMixin):
             raise AttributeError(name)
         attr = getattr(self._a, name)
         if callable(attr):
-            return lambda *args, **kwargs: _wrap(attr(*_unwrap(args), **{k: _unwrap(v) for k, v in kwargs.items()}))
+            return lambda *args, **kwargs: _wrap(
+                attr(*_unwrap(args), **{k: _unwrap(v) for k, v in kwargs.items()})
+            )
         return _wrap(attr) if isinstance(attr, numpy.ndarray) else attr
 
 
@@ -157,8 +160,10 @@ class TraceProxy:
         return f"TraceProxy(shape={self._a.shape}, dtype={self._a.dtype})"
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        raise TypeError(f"numpy.{ufunc.__name__} was applied inside a fused function; cupy.fuse's tracer "
-                        "redirects only CuPy's own ufuncs: take the ufunc from the argument's array module")
+        raise TypeError(
+            f"numpy.{ufunc.__name__} was applied inside a fused function; cupy.fuse's tracer "
+            "redirects only CuPy's own ufuncs: take the ufunc from the argument's array module"
+        )
 
     def __array__(self, dtype=None, copy=None):
         raise TypeError("a NumPy function was applied inside a fused function; cupy.fuse cannot trace it")
@@ -193,17 +198,32 @@ def _operator(ufunc, reflected=False):
     return lambda self, *other: _trace_ufunc(ufunc, self, *other)
 
 
-for _name, _ufunc in [("add", numpy.add), ("sub", numpy.subtract), ("mul", numpy.multiply),
-                      ("truediv", numpy.true_divide), ("floordiv", numpy.floor_divide),
-                      ("mod", numpy.remainder),
-                      ("pow", numpy.power), ("and", numpy.bitwise_and), ("or", numpy.bitwise_or),
-                      ("xor", numpy.bitwise_xor)]:
+for _name, _ufunc in [
+    ("add", numpy.add),
+    ("sub", numpy.subtract),
+    ("mul", numpy.multiply),
+    ("truediv", numpy.true_divide),
+    ("floordiv", numpy.floor_divide),
+    ("mod", numpy.remainder),
+    ("pow", numpy.power),
+    ("and", numpy.bitwise_and),
+    ("or", numpy.bitwise_or),
+    ("xor", numpy.bitwise_xor),
+]:
     setattr(TraceProxy, f"__{_name}__", _operator(_ufunc))
     setattr(TraceProxy, f"__r{_name}__", _operator(_ufunc, reflected=True))
-for _name, _ufunc in [("lt", numpy.less), ("le", numpy.less_equal), ("gt", numpy.greater),
-                      ("ge", numpy.greater_equal), ("eq", numpy.equal), ("ne", numpy.not_equal),
-                      ("neg", numpy.negative), ("pos", numpy.positive), ("abs", numpy.absolute),
-                      ("invert", numpy.invert)]:
+for _name, _ufunc in [
+    ("lt", numpy.less),
+    ("le", numpy.less_equal),
+    ("gt", numpy.greater),
+    ("ge", numpy.greater_equal),
+    ("eq", numpy.equal),
+    ("ne", numpy.not_equal),
+    ("neg", numpy.negative),
+    ("pos", numpy.positive),
+    ("abs", numpy.absolute),
+    ("invert", numpy.invert),
+]:
     setattr(TraceProxy, f"__{_name}__", _operator(_ufunc))
 TraceProxy.__hash__ = None
 
@@ -264,8 +284,10 @@ class _Random:
 
     @staticmethod
     def default_rng(seed=None):
-        raise TypeError("default_rng on the device builds an XORWOW generator, whose ~270k states are slow "
-                        "to set up (curand_init); use Generator(Philox4x3210(seed))")
+        raise TypeError(
+            "default_rng on the device builds an XORWOW generator, whose ~270k states are slow "
+            "to set up (curand_init); use Generator(Philox4x3210(seed))"
+        )
 
 
 class StrictModule:
@@ -301,12 +323,14 @@ class StrictModule:
             return attr  # dtypes, constants
         if isinstance(attr, numpy.ufunc):
             return _ufunc(attr)
-        return lambda *args, **kwargs: _wrap(attr(*_refuse_traced(name, args),
-                                                  **{k: _unwrap(v) for k, v in kwargs.items()}))
+        return lambda *args, **kwargs: _wrap(
+            attr(*_refuse_traced(name, args), **{k: _unwrap(v) for k, v in kwargs.items()})
+        )
 
 
 def _ufunc(ufunc):
     """strict.tanh & co: traced inside a fused function; else applied to device arrays (one kernel)."""
+
     def call(*args, **kwargs):
         if any(isinstance(a, TraceProxy) for a in args):
             return _trace_ufunc(ufunc, *args, **kwargs)

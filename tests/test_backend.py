@@ -1,4 +1,5 @@
 """The backend seam: one module knows about CuPy, and its absence is a clear one-line error."""
+
 import os
 import pathlib
 import subprocess
@@ -25,24 +26,30 @@ def test_no_module_but_the_backend_imports_cupy():
             continue
         for line in path.read_text(encoding="utf-8").splitlines():
             words = line.strip().split()
-            if words[:2] == ["import", "cupy"] or words[:2] == ["from", "cupy"] or "import_module(\"cupy" in line:
+            if (
+                words[:2] == ["import", "cupy"]
+                or words[:2] == ["from", "cupy"]
+                or 'import_module("cupy' in line
+            ):
                 offenders.append(f"{path.name}: {line.strip()}")
     assert offenders == []
 
 
 def test_library_runs_with_cupy_absent():
     # sys.modules["cupy"] = None makes "import cupy" fail, as on a machine without it.
-    code = ("import sys; sys.modules['cupy'] = None\n"
-            "import numpy, minirnn\n"
-            "from minirnn.model import CharRNN, ModelConfig\n"
-            "m = CharRNN(ModelConfig(5, 4, 1, 'lstm'))\n"
-            "x = numpy.zeros((2, 3), dtype=numpy.int64)\n"
-            "loss, _, _ = m.loss_and_grads(x, x)\n"
-            "print(float(loss))\n"
-            "try:\n"
-            "    minirnn.get_backend('cupy')\n"
-            "except minirnn.BackendError as e:\n"
-            "    print('ERR', e)\n")
+    code = (
+        "import sys; sys.modules['cupy'] = None\n"
+        "import numpy, minirnn\n"
+        "from minirnn.model import CharRNN, ModelConfig\n"
+        "m = CharRNN(ModelConfig(5, 4, 1, 'lstm'))\n"
+        "x = numpy.zeros((2, 3), dtype=numpy.int64)\n"
+        "loss, _, _ = m.loss_and_grads(x, x)\n"
+        "print(float(loss))\n"
+        "try:\n"
+        "    minirnn.get_backend('cupy')\n"
+        "except minirnn.BackendError as e:\n"
+        "    print('ERR', e)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     lines = out.splitlines()
     assert abs(float(lines[0]) - numpy.log(5)) < 0.5
@@ -126,8 +133,11 @@ def __getattr__(name):
     return getattr(strict, name)
 """
 
-MISSING = {"device": "no GPU answers", "cublas": "matrix multiply (cuBLAS) fails",
-           "nvrtc": "compiling an elementwise kernel (NVRTC) fails"}
+MISSING = {
+    "device": "no GPU answers",
+    "cublas": "matrix multiply (cuBLAS) fails",
+    "nvrtc": "compiling an elementwise kernel (NVRTC) fails",
+}
 
 
 @pytest.fixture
@@ -165,15 +175,24 @@ def test_health_check_passes_where_everything_answers(fake_cupy, monkeypatch):
     sys.modules.pop("cupy", None)
 
 
-@pytest.mark.parametrize("command", [["minirnn.gradcheck", "--backend", "cupy"],
-                                     ["minirnn.train", "--backend", "cupy", "--max-steps", "1"]])
+@pytest.mark.parametrize(
+    "command",
+    [["minirnn.gradcheck", "--backend", "cupy"], ["minirnn.train", "--backend", "cupy", "--max-steps", "1"]],
+)
 @pytest.mark.parametrize("fail", ["device", "nvrtc"])
 def test_commands_report_a_broken_gpu_in_one_line(command, fail, fake_cupy, tmp_path):
     """What a student sees on a machine whose CUDA is incomplete: one line, exit 2, nothing written."""
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", *command] + (["--out", str(out)] if "minirnn.train" in command else [])
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False,
-                          env={**fake_cupy, "FAKE_CUPY_FAIL": fail})
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
+        env={**fake_cupy, "FAKE_CUPY_FAIL": fail},
+    )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert MISSING[fail] in proc.stderr
@@ -224,11 +243,13 @@ def test_training_steps_run_on_the_strict_device_without_host_syncs(cell):
     model, losses = _train_step(be)
     assert strict_xp.TRANSFERS["to_host"] == before
     ref_model, ref_losses = _train_step(get_backend("numpy", "float64"))
-    for (l, n), (rl, rn) in zip(losses, ref_losses):
-        assert be.scalar(l) == pytest.approx(float(rl), rel=1e-12)
-        assert be.scalar(n) == pytest.approx(float(rn), rel=1e-12)
+    for (loss, norm), (ref_loss, ref_norm) in zip(losses, ref_losses):
+        assert be.scalar(loss) == pytest.approx(float(ref_loss), rel=1e-12)
+        assert be.scalar(norm) == pytest.approx(float(ref_norm), rel=1e-12)
     for name in model.params:
-        numpy.testing.assert_allclose(be.to_host(model.params[name]), ref_model.params[name], rtol=1e-10, atol=1e-12)
+        numpy.testing.assert_allclose(
+            be.to_host(model.params[name]), ref_model.params[name], rtol=1e-10, atol=1e-12
+        )
 
 
 def test_generation_step_on_the_strict_device():
@@ -255,10 +276,14 @@ def test_fuse_falls_back_to_the_plain_function_once(monkeypatch):
             def compile_(fn):
                 def broken(*args):
                     raise NotImplementedError("cannot fuse")
+
                 return broken
+
             return compile_
 
-    monkeypatch.setattr(backend_mod, "_DEVICE_ARRAY_TYPES", [(Arr, FussyModule())] + backend_mod._DEVICE_ARRAY_TYPES)
+    monkeypatch.setattr(
+        backend_mod, "_DEVICE_ARRAY_TYPES", [(Arr, FussyModule())] + backend_mod._DEVICE_ARRAY_TYPES
+    )
 
     @fuse
     def double(a):

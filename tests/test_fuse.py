@@ -6,14 +6,15 @@ traces the same way (tests/strict_xp.py, TraceProxy), so a body that would not
 compile on a GPU, and would silently run there one kernel per operation, fails
 here. On a machine with CuPy the last tests check the real thing.
 """
+
 import inspect
 import warnings
 
 import numpy
 import pytest
 
+from minirnn import CELLS, gru, lstm, pointwise, rnn
 from minirnn import backend as backend_mod
-from minirnn import gru, lstm, pointwise, rnn
 from minirnn.backend import FuseFallbackWarning, array_module, fuse, get_backend
 
 from . import strict_xp
@@ -38,9 +39,9 @@ def _arguments(fn, rng, N=3, H=4):
     return [rng.uniform(0.05, 0.95, size=(N, H)) for _ in inspect.signature(fn).parameters]
 
 
-def test_the_cells_have_fused_functions():
-    expected = {"pointwise.sigmoid", "rnn.rnn_pointwise", "lstm.lstm_pointwise", "gru.gru_pointwise"}
-    assert expected <= set(FUSED), sorted(FUSED)
+def test_every_cell_file_has_fused_functions():
+    files = {name.split(".")[0] for name in FUSED}
+    assert files == {"pointwise", "rnn", "lstm", "gru"}, sorted(FUSED)
 
 
 @pytest.mark.parametrize("name", sorted(FUSED))
@@ -60,16 +61,27 @@ def test_each_fused_function_traces_as_one_kernel_and_matches_numpy(name, rng):
         numpy.testing.assert_array_equal(be.to_host(o), e)
 
 
-def test_an_lstm_step_is_two_elementwise_kernels(rng):
-    """σ over the three gate blocks, then the rest of the step: two launches, as docs/backend.md says."""
+# The elementwise kernels of one forward step on a GPU, past the two products x·Wx + b and h·Wh:
+# what docs/backend.md#kernel-fusion states.
+STEP_KERNELS = {
+    "rnn": {"add": 1, "tanh": 1},  # a = xa + ah, then tanh
+    "lstm": {"add": 1, "fused lstm_gates_forward": 1},  # a = xa + ah, then all the gate math
+    "gru": {"fused gru_gates_forward": 1},  # the sums happen inside the kernel
+}
+
+
+@pytest.mark.parametrize("name", sorted(STEP_KERNELS))
+def test_a_forward_step_is_one_or_two_elementwise_kernels(name, rng):
     be = get_backend("strict", "float32")
     N, H = 2, 5
-    cell = lstm.LSTM()
-    a = be.asarray(rng.normal(size=(N, 4 * H)))
-    state = tuple(be.asarray(rng.normal(size=(N, H))) for _ in range(2))
+    cell = CELLS[name]()
+    p = {k: be.asarray(rng.normal(size=shape)) for k, shape in cell.param_shapes(3, H).items()}
+    G = p["Wh"].shape[1]
+    xa, ah = (be.asarray(rng.normal(size=(N, G))) for _ in range(2))
+    state = tuple(be.asarray(rng.normal(size=(N, H))) for _ in cell.state_names)
     strict_xp.KERNELS.clear()
-    cell.activate(a, state)
-    assert dict(strict_xp.KERNELS) == {"fused sigmoid": 1, "fused lstm_pointwise": 1}
+    cell.gates_forward(p, xa, ah, state)
+    assert dict(strict_xp.KERNELS) == STEP_KERNELS[name]
 
 
 def test_a_numpy_ufunc_in_a_fused_body_does_not_trace():

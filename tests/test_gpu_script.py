@@ -5,6 +5,7 @@ arguments contain the text given in FAKE_FAIL, FAKE_FALLBACK or FAKE_HANG. So th
 check the script itself: which commands each part runs, that any failure makes the exit
 status non-zero, and that the summary names what failed.
 """
+
 import os
 import pathlib
 import shutil
@@ -26,8 +27,9 @@ if has "${FAKE_FAIL:-}"; then echo "stub: failing"; exit 1; fi
 echo "stub: ok"
 """
 
-pytestmark = pytest.mark.skipif(shutil.which("bash") is None or shutil.which("timeout") is None,
-                                reason=".ci/gpu needs bash and timeout")
+pytestmark = pytest.mark.skipif(
+    shutil.which("bash") is None or shutil.which("timeout") is None, reason=".ci/gpu needs bash and timeout"
+)
 
 
 def run_gpu(tmp_path, *parts, **fake):
@@ -39,11 +41,18 @@ def run_gpu(tmp_path, *parts, **fake):
         (bin_dir / name).chmod(0o755)
     log = tmp_path / "commands.txt"
     log.write_text("")
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHON": str(bin_dir / "python"),
-           "OUT": str(tmp_path / "out"), "FAKE_LOG": str(log), "GPU_CHECK_TIMEOUT": fake.pop("timeout", "60")}
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "PYTHON": str(bin_dir / "python"),
+        "OUT": str(tmp_path / "out"),
+        "FAKE_LOG": str(log),
+        "GPU_CHECK_TIMEOUT": fake.pop("timeout", "60"),
+    }
     env.update({f"FAKE_{k.upper()}": v for k, v in fake.items()})
-    proc = subprocess.run(["bash", str(SCRIPT), *parts], capture_output=True, text=True, env=env,
-                          timeout=120, check=False)
+    proc = subprocess.run(
+        ["bash", str(SCRIPT), *parts], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
     summary = tmp_path / "out" / "summary.txt"
     return proc, summary.read_text() if summary.exists() else "", log.read_text().splitlines()
 
@@ -53,9 +62,17 @@ def test_by_default_every_part_runs_and_all_passing_exits_0(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "all 11 checks passed" in summary and "FAIL" not in summary
     ran = "\n".join(commands)
-    for expected in ["-m pytest", "tests/test_fuse.py", "-m minirnn.gradcheck --backend cupy",
-                     "--cell lstm", "--cell gru", "--cell rnn", "-m minirnn.train --backend cupy",
-                     "--resume", "-m minirnn.sample"]:
+    for expected in [
+        "-m pytest",
+        "tests/test_fuse.py",
+        "-m minirnn.gradcheck --backend cupy",
+        "--cell lstm",
+        "--cell gru",
+        "--cell rnn",
+        "-m minirnn.train --backend cupy",
+        "--resume",
+        "-m minirnn.sample",
+    ]:
         assert expected in ran, expected
     assert all("--torch-tf32" in c for c in commands if "minirnn.bench" in c)
 
