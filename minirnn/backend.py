@@ -81,14 +81,14 @@ def _health_check(cupy) -> None:
         (
             "the device random generator fails",
             INSTALL_HINT,
-            lambda: cupy.random.Generator(cupy.random.Philox4x3210(0, size=4)).random(4, dtype="float32"),
+            lambda: cupy.random.Generator(cupy.random.Philox4x3210(0, size=256)).random(4, dtype="float32"),
         ),
     ]
     for what, hint, check in checks:
         try:
             check()
             cupy.cuda.get_current_stream().synchronize()  # the errors of queued kernels surface here
-        except Exception as exc:  # noqa: BLE001 (whatever CUDA raises becomes the one line)
+        except Exception as exc:  # whatever CUDA raises becomes the one line
             raise BackendError(f"CuPy is installed but {what} ({_first_line(exc)}); {hint}") from None
 
 
@@ -100,7 +100,7 @@ def _import_cupy():
         cupy = importlib.import_module("cupy")
     except ImportError:
         raise BackendError(f"CuPy is not installed: {INSTALL_HINT}") from None
-    except Exception as exc:  # noqa: BLE001 (a broken CUDA install can fail at import time)
+    except Exception as exc:  # a broken CUDA install can fail at import time
         raise BackendError(f"CuPy failed to import ({_first_line(exc)}); {INSTALL_HINT}") from None
     _health_check(cupy)
     register_array_module("cupy", cupy, cupy.ndarray)
@@ -202,20 +202,29 @@ class Backend:
         reproducible and resumable. NumPy draws with PCG64. On the device the
         generator is cuRAND's Philox4x32-10: counter-based, so setting one up for
         each mask costs one light kernel, where CuPy's default (XORWOW) runs a
-        slow ``curand_init`` for each of ~270k states. The number of states is
-        fixed here (not CuPy's default, which scales with the GPU's SM count), so
-        a seed gives the same mask on any GPU. The two backends' masks differ:
-        docs/backend.md#random-numbers.
+        slow ``curand_init`` for each of ~270k states. The two backends' masks
+        differ: docs/backend.md#4-random-numbers.
         """
         if self.xp is numpy:
             return numpy.random.default_rng(seed).random(shape, dtype=self.dtype)
-        n = int(numpy.prod(shape))
-        bits = self.xp.random.Philox4x3210(seed, size=max(1, min(n, PHILOX_STATES)))
+        bits = self.xp.random.Philox4x3210(seed, size=philox_states(int(numpy.prod(shape))))
         return self.xp.random.Generator(bits).random(shape, dtype=self.dtype)
 
 
-# The most Philox states a mask is drawn with (64 bytes each on the GPU: 16 MiB at most).
-PHILOX_STATES = 1 << 18
+PHILOX_STATES = 1 << 18  # the most Philox states a mask is drawn with: 64 bytes each, 16 MiB
+
+
+def philox_states(n: int) -> int:
+    """How many generator states draw ``n`` numbers on the device: ``n`` rounded up to a whole
+    number of 256, at most PHILOX_STATES.
+
+    CuPy's sampling kernel runs whole blocks of 256 threads, and every thread reads
+    and writes back its own state even when it draws nothing: a count that is not a
+    multiple of 256 would let the last block write past the states' memory. The
+    count is fixed by ``n`` alone (CuPy's default grows with the GPU's number of
+    multiprocessors), so a seed gives the same mask on any GPU.
+    """
+    return min(PHILOX_STATES, max(1, -(-n // 256)) * 256)
 
 
 class FuseFallbackWarning(UserWarning):
@@ -249,7 +258,7 @@ def fuse(fn):
             return fn(*args)
         try:
             return fused[xp](*args)
-        except Exception as exc:  # noqa: BLE001 (a CuPy that cannot fuse this: run it unfused, say so once)
+        except Exception as exc:  # a CuPy that cannot fuse this: run it unfused, say so once
             warnings.warn(
                 f"FUSE FALLBACK: cupy.fuse could not compile {fn.__name__} ({_first_line(exc)}); "
                 "running it unfused, one kernel per operation",

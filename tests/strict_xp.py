@@ -266,6 +266,8 @@ class Philox4x3210:
     strict backend's masks, and so its training, match NumPy's exactly; on a GPU they differ."""
 
     def __init__(self, seed=None, *, size=-1):
+        if size > 0 and size % 256:  # CuPy's kernel would write past the states (backend.philox_states)
+            raise ValueError(f"Philox4x3210(size={size}): not a whole number of 256-thread blocks")
         GENERATORS.append((seed, size))
         self._g = numpy.random.default_rng(seed)
 

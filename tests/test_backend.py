@@ -302,10 +302,16 @@ def test_device_dropout_masks_use_a_counter_based_generator():
     be = get_backend("strict", "float32")
     del strict_xp.GENERATORS[:]
     a, b = be.to_host(be.uniform(5, (3, 4))), be.to_host(be.uniform(5, (3, 4)))
-    assert strict_xp.GENERATORS == [(5, 12), (5, 12)]  # one state per number, up to PHILOX_STATES
+    assert strict_xp.GENERATORS == [(5, 256), (5, 256)]  # 12 numbers: one block of 256 states
     numpy.testing.assert_array_equal(a, b)
     assert a.dtype == numpy.float32
-    be.uniform(6, (backend_mod.PHILOX_STATES + 1,))
-    assert strict_xp.GENERATORS[-1] == (6, backend_mod.PHILOX_STATES)  # a fixed cap, not the GPU's SM count
     with pytest.raises(TypeError, match="XORWOW"):
         strict_xp.strict.random.default_rng(0)
+
+
+@pytest.mark.parametrize(
+    "n, states", [(1, 256), (256, 256), (257, 512), (64 * 50 * 256, backend_mod.PHILOX_STATES)]
+)
+def test_philox_states_are_whole_blocks_and_capped(n, states):
+    # a fixed cap, not CuPy's default (which grows with the GPU), so a seed means one mask on any GPU
+    assert backend_mod.philox_states(n) == states
