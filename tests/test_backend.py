@@ -315,3 +315,16 @@ def test_device_dropout_masks_use_a_counter_based_generator():
 def test_philox_states_are_whole_blocks_and_capped(n, states):
     # a fixed cap, not CuPy's default (which grows with the GPU), so a seed means one mask on any GPU
     assert backend_mod.philox_states(n) == states
+
+
+def test_a_resume_on_another_backend_says_the_masks_change(tmp_path, capsys):
+    from minirnn.train import resume_config, train
+
+    from .conftest import train_tiny
+
+    run, _ = train_tiny(tmp_path, dropout=0.2, max_steps=4, checkpoint_every=4)
+    capsys.readouterr()
+    train(resume_config(run, backend="strict", max_steps=6, quiet=False))
+    assert "resumes on strict" in capsys.readouterr().err
+    train(resume_config(run, backend="strict", max_steps=8, quiet=False))  # strict to strict: nothing to say
+    assert "note:" not in capsys.readouterr().err

@@ -84,6 +84,27 @@ def test_a_forward_step_is_one_or_two_elementwise_kernels(name, rng):
     assert dict(strict_xp.KERNELS) == STEP_KERNELS[name]
 
 
+# What each gate function would launch if it ran unfused (its plain body on device arrays, with
+# sigmoid, itself fused, as one): what fusing saves, quoted in docs/backend.md#kernel-fusion.
+UNFUSED_KERNELS = {
+    "lstm_gates_forward": 9,
+    "lstm_gates_backward": 22,
+    "gru_gates_forward": 11,
+    "gru_gates_backward": 16,
+    "rnn_gates_backward": 3,
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNFUSED_KERNELS))
+def test_unfused_the_gate_math_would_be_many_kernels(name, rng):
+    fn = next(f for f in FUSED.values() if f.__name__ == name)
+    be = get_backend("strict", "float32")
+    args = [be.asarray(a) for a in _arguments(fn, rng)]
+    strict_xp.KERNELS.clear()
+    fn.__wrapped__(*args)  # the plain function, as after a fuse fallback
+    assert sum(strict_xp.KERNELS.values()) == UNFUSED_KERNELS[name]
+
+
 def test_a_numpy_ufunc_in_a_fused_body_does_not_trace():
     """The mistake this file guards against: numpy.tanh inside a fused function."""
     be = get_backend("strict", "float64")
