@@ -157,6 +157,49 @@ def test_fuse_on_numpy_is_the_plain_function(rng):
     assert pointwise.sigmoid.compiled.get(numpy) is None  # nothing is compiled for NumPy
 
 
+# -- CuPy's own tracer, which needs CuPy but no GPU ---------------------------------------------------
+def _trace_with_cupy(cupy, fn, ndim=2):
+    """Run the first step of cupy.fuse on ``fn``, as CuPy 14's _FusionHistory.get_fusion does: call it
+    with _FusionVarArray objects, recording CuPy ufunc calls. Returns how many operations it recorded.
+    Only compiling (NVRTC) and launching the kernel are left for a GPU."""
+    from cupy._core import _fusion_thread_local, fusion
+
+    history, local = fusion._FusionHistory(), _fusion_thread_local.thread_local
+    local.history, local.is_old_fusing = history, True
+    try:
+        history.ndim = ndim
+        args = [
+            fusion._FusionVarArray(history._fresh_premap_param(numpy.dtype(numpy.float32)), ndim, False)
+            for _ in inspect.signature(fn).parameters
+        ]
+        out = fn(*args)
+        assert all(isinstance(o, fusion._FusionVarArray) for o in (out if isinstance(out, tuple) else (out,)))
+        history._emit_operation_code()
+        return len(history.op_list)
+    finally:
+        local.history, local.is_old_fusing = None, False
+
+
+@pytest.fixture
+def cupy_tracer(monkeypatch):
+    cupy = pytest.importorskip("cupy")
+    fusion = pytest.importorskip("cupy._core.fusion")
+    if not hasattr(fusion, "_FusionHistory"):
+        pytest.skip("this CuPy traces fused functions differently from CuPy 14")
+    monkeypatch.setattr(backend_mod, "_DEVICE_MODULES", {**backend_mod._DEVICE_MODULES, "cupy": cupy})
+    return cupy
+
+
+@pytest.mark.parametrize("name", sorted(FUSED))
+def test_cupys_own_tracer_traces_every_fused_function(name, cupy_tracer):
+    assert _trace_with_cupy(cupy_tracer, FUSED[name].__wrapped__) > 0
+
+
+def test_cupys_own_tracer_refuses_numpy_tanh(cupy_tracer):
+    with pytest.raises(TypeError, match="tanh"):
+        _trace_with_cupy(cupy_tracer, lambda x: 0.5 * numpy.tanh(0.5 * x) + 0.5)
+
+
 # -- on a GPU ----------------------------------------------------------------------------------------
 @needs_cupy
 @pytest.mark.parametrize("name", sorted(FUSED))
@@ -175,9 +218,11 @@ def test_each_fused_function_compiles_with_cupy_fuse(name, rng):
 
 
 @needs_cupy
-def test_device_masks_come_from_philox_and_repeat_per_seed():
+def test_device_masks_repeat_per_seed_and_are_not_numpys():
     be = get_backend("cupy", "float32")
     a, b, c = (be.to_host(be.uniform(s, (64, 128))) for s in (7, 7, 8))
-    numpy.testing.assert_array_equal(a, b)
+    numpy.testing.assert_array_equal(a, b)  # a resume on the GPU draws the masks it would have drawn
     assert not numpy.array_equal(a, c) and a.dtype == numpy.float32 and 0 <= a.min() and a.max() < 1
-    assert backend_mod.PHILOX_STATES >= 64 * 128  # this mask used one state per number
+    host = get_backend("numpy", "float32").uniform(7, (64, 128))
+    assert not numpy.array_equal(a, host)  # Philox on the GPU, PCG64 on NumPy: docs/backend.md says so
+    assert abs(a.mean() - 0.5) < 0.01  # 8,192 uniform numbers: the standard error of the mean is 0.003
