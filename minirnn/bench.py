@@ -3,13 +3,17 @@
     python -m minirnn.bench                  # the tutorial's configuration, LSTM
     python -m minirnn.bench --cell gru --steps 5
     python -m minirnn.bench --memory         # also peak memory of training, each side in its own process
+    python -m minirnn.bench --backend cupy   # on a GPU, against PyTorch's cuDNN on the same GPU
 
 Shared machines are noisy, so absolute times drift; what is reported is the
 ratio of the two measured in one run, interleaved step by step so that both
 sides see the same noise. PyTorch is optional (``pip install torch``); without
 it only minirnn's numbers are printed. A training step is forward, backward,
 clipping by global norm and Adam, as in ``python -m minirnn.train``; sampling
-draws one character at a time with batch 1, carrying the state.
+draws one character at a time with batch 1, carrying the state. On a GPU,
+PyTorch runs with TensorFloat-32 off, since CuPy computes float32 in full
+precision (``--torch-tf32`` times PyTorch's default too); a torch without
+CUDA is refused there rather than timed on the CPU.
 """
 from __future__ import annotations
 
