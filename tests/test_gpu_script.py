@@ -21,7 +21,7 @@ has() { [ -n "$1" ] && case "$ARGS" in *"$1"*) return 0 ;; esac; return 1; }
 ARGS="$*"
 if has "${FAKE_HANG:-}"; then sleep 30; fi
 if has "${FAKE_FALLBACK:-}"; then
-    echo "minirnn/lstm.py:90: FuseFallbackWarning: FUSE FALLBACK: cupy.fuse could not compile lstm_pointwise"
+    echo "minirnn/lstm.py:90: FuseFallbackWarning: FUSE FALLBACK: cupy.fuse could not compile lstm_cell_update"
 fi
 if has "${FAKE_FAIL:-}"; then echo "stub: failing"; exit 1; fi
 echo "stub: ok"
@@ -87,7 +87,7 @@ def test_a_failing_check_makes_the_exit_status_non_zero_and_is_named(tmp_path):
 def test_a_fuse_fallback_fails_the_run_and_stands_out(tmp_path):
     proc, summary, _ = run_gpu(tmp_path, "train", fallback="minirnn.train")
     assert proc.returncode == 1
-    assert "!!! FUSE FALLBACK" in summary and "lstm_pointwise" in summary
+    assert "!!! FUSE FALLBACK" in summary and "lstm_cell_update" in summary
     assert "FAILED: fuse_fallback" in summary
 
 
