@@ -21,7 +21,7 @@ has() { [ -n "$1" ] && case "$ARGS" in *"$1"*) return 0 ;; esac; return 1; }
 ARGS="$*"
 if has "${FAKE_HANG:-}"; then sleep 30; fi
 if has "${FAKE_FALLBACK:-}"; then
-    echo "minirnn/lstm.py:90: FuseFallbackWarning: FUSE FALLBACK: cupy.fuse could not compile lstm_cell_update"
+    echo "lstm.py:90: FuseFallbackWarning: FUSE FALLBACK: cupy.fuse could not compile lstm_cell_update"
 fi
 if has "${FAKE_FAIL:-}"; then echo "stub: failing"; exit 1; fi
 echo "stub: ok"
