@@ -64,7 +64,7 @@ def test_each_fused_function_traces_as_one_kernel_and_matches_numpy(name, rng):
 # The elementwise kernels of one forward step on a GPU, past the two products x·Wx + b and h·Wh:
 # what docs/backend.md#kernel-fusion states.
 STEP_KERNELS = {
-    "rnn": {"add": 1, "tanh": 1},  # a = xa + ah, then tanh
+    "rnn": {"fused rnn_gates_forward": 1},  # the sum happens inside the kernel
     "lstm": {"add": 1, "fused sigmoid": 1, "fused lstm_cell_update": 1},  # a = xa + ah, σ(i, f, o), the rest
     "gru": {"fused gru_gates_forward": 1},  # the sums happen inside the kernel
 }
@@ -91,6 +91,7 @@ UNFUSED_KERNELS = {
     "lstm_gates_backward": 22,
     "gru_gates_forward": 11,
     "gru_gates_backward": 16,
+    "rnn_gates_forward": 2,
     "rnn_gates_backward": 3,
 }
 
