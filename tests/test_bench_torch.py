@@ -6,7 +6,7 @@ import subprocess
 import sys
 from types import SimpleNamespace
 
-from minirnn.bench import set_tf32
+from minirnn.bench_torch import set_tf32
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
