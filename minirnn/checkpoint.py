@@ -26,6 +26,7 @@ naming the first one that is wrong, and never imports code a checkpoint
 names: a cell given as module:Class is built only if the user named that
 same cell (:func:`trusted_cell`).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -114,8 +115,13 @@ def save(ckpt_dir, step: int, arrays: dict, meta: dict, keep: int = 2) -> Path:
     os.replace(tmp, npz)
     _fault("arrays renamed")
     # 2. the JSON last: once it is in place, the checkpoint exists
-    meta = dict(meta, format=FORMAT, format_version=FORMAT_VERSION, step=int(step),
-                arrays={"file": npz.name, "sha256": digest, "names": sorted(arrays)})
+    meta = dict(
+        meta,
+        format=FORMAT,
+        format_version=FORMAT_VERSION,
+        step=int(step),
+        arrays={"file": npz.name, "sha256": digest, "names": sorted(arrays)},
+    )
     path = ckpt_dir / f"ckpt-{step:06d}.json"
     old = _arrays_file(path)
     text = json.dumps(meta, indent=1, ensure_ascii=False).encode("utf-8")
@@ -185,10 +191,11 @@ def sweep(ckpt_dir) -> list[Path]:
     removed = []
     for p in ckpt_dir.iterdir():
         step = _NPZ.match(p.name)
-        if (p.name.startswith(".ckpt-") and p.name.endswith(".tmp")) or \
-                (step and p.name not in named and int(step.group(1)) not in unreadable):
+        if (p.name.startswith(".ckpt-") and p.name.endswith(".tmp")) or (
+            step and p.name not in named and int(step.group(1)) not in unreadable
+        ):
             removed.append(p)
-    for step, path in found[:-1]:
+    for _, path in found[:-1]:
         npz = _arrays_file(path)
         if npz is not None and not npz.exists():
             removed.append(path)
@@ -230,8 +237,10 @@ def read_meta(path) -> tuple[dict, Path]:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{jpath} is not a minirnn checkpoint")
     if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"checkpoint {jpath} has format version {checks.short(meta.get('format_version'))}; "
-                              f"this minirnn reads version {FORMAT_VERSION}")
+        raise CheckpointError(
+            f"checkpoint {jpath} has format version {checks.short(meta.get('format_version'))}; "
+            f"this minirnn reads version {FORMAT_VERSION}"
+        )
     missing = [key for key in ("step", "arrays") if key not in meta]
     if missing:
         raise CheckpointError(f"checkpoint {jpath} is corrupt: it has no {', '.join(missing)}")
@@ -240,6 +249,7 @@ def read_meta(path) -> tuple[dict, Path]:
         raise CheckpointError(f"checkpoint {jpath} is damaged: {problem}")
     if "train" in meta:
         from .options import from_dict
+
         from_dict(meta["train"], f"checkpoint {jpath}")
     return meta, jpath
 
@@ -258,7 +268,9 @@ def load(path):
     if not npz.is_file():
         raise CheckpointError(f"checkpoint {jpath} is incomplete: its arrays file {npz.name} is missing")
     if _sha256(npz) != info["sha256"]:
-        raise CheckpointError(f"checkpoint {jpath} is corrupt or truncated: {npz.name} does not match its SHA-256")
+        raise CheckpointError(
+            f"checkpoint {jpath} is corrupt or truncated: {npz.name} does not match its SHA-256"
+        )
     try:
         with zipfile.ZipFile(npz) as z:  # the sizes inside, before anything is unpacked
             unpacked = sum(i.file_size for i in z.infolist())
@@ -277,7 +289,7 @@ def load(path):
     return meta, arrays
 
 
-# -- from a checkpoint back to a model ---------------------------------------------------------------------------
+# -- from a checkpoint back to a model -----------------------------------------------------------------------
 def trusted_cell(stored: str, asked: str | None) -> str:
     """The cell to build for a checkpoint whose model has cell ``stored``, when the user asked for ``asked``.
 
@@ -290,8 +302,10 @@ def trusted_cell(stored: str, asked: str | None) -> str:
     if asked is not None and asked != stored:
         raise CheckpointError(f"the checkpoint's cell is {stored!r}, not --cell {asked!r}")
     if is_import_path(stored) and asked != stored:
-        raise CheckpointError(f"the checkpoint's cell {stored!r} is code, which loading a checkpoint never "
-                              f"imports on its own: if you trust it, pass --cell {stored}")
+        raise CheckpointError(
+            f"the checkpoint's cell {stored!r} is code, which loading a checkpoint never "
+            f"imports on its own: if you trust it, pass --cell {stored}"
+        )
     return stored
 
 
@@ -304,23 +318,27 @@ def build_model(meta: dict, arrays: dict, backend=None, cell: str | None = None)
     from .model import CharRNN, ConfigError, ModelConfig
 
     if "model" not in meta or "vocab" not in meta:
-        raise CheckpointError("the checkpoint has no model description or vocabulary: it cannot be sampled from")
+        raise CheckpointError(
+            "the checkpoint has no model description or vocabulary: it cannot be sampled from"
+        )
     config = ModelConfig(**meta["model"])  # every field checked on load
     trusted_cell(config.cell, cell)
     stored = sum(a.size for k, a in arrays.items() if k.startswith("param."))
     if stored != config.num_params():  # before allocating what the JSON claims
-        raise CheckpointError(f"the checkpoint's model ({config.num_layers} layers of {config.hidden_size}) has "
-                              f"{config.num_params():,} parameters, its arrays hold {stored:,}")
+        raise CheckpointError(
+            f"the checkpoint's model ({config.num_layers} layers of {config.hidden_size}) has "
+            f"{config.num_params():,} parameters, its arrays hold {stored:,}"
+        )
     backend = backend or get_backend("numpy", meta.get("dtype", "float32"))
     model = CharRNN(config, backend)
     try:
-        model.load_params({k[len("param."):]: a for k, a in arrays.items() if k.startswith("param.")})
+        model.load_params({k[len("param.") :]: a for k, a in arrays.items() if k.startswith("param.")})
     except ConfigError as exc:
         raise CheckpointError(f"the checkpoint's arrays do not fit its model: {exc}") from None
     return model
 
 
-# -- what a training run saves, and how it comes back -----------------------------------------------------------
+# -- what a training run saves, and how it comes back --------------------------------------------------------
 def training_arrays(model, opt) -> dict:
     """The parameters and Adam's moments as host arrays: "param.<name>", "opt.m.<name>", "opt.v.<name>"."""
     be = model.backend
@@ -332,10 +350,18 @@ def training_arrays(model, opt) -> dict:
 def training_meta(opt, batches, dropout_rng) -> dict:
     """The numbers beside the arrays that make a resume exact: Adam's step count and settings,
     the dropout generator, and where the batches are (epoch, position, shuffling generator)."""
-    return {"optimizer": {"name": "adam", "t": opt.t, "lr": opt.lr, "beta1": opt.beta1, "beta2": opt.beta2,
-                          "eps": opt.eps},
-            "rng": {"dropout": dropout_rng.bit_generator.state},
-            "data": {"batches": batches.state_dict()}}
+    return {
+        "optimizer": {
+            "name": "adam",
+            "t": opt.t,
+            "lr": opt.lr,
+            "beta1": opt.beta1,
+            "beta2": opt.beta2,
+            "eps": opt.eps,
+        },
+        "rng": {"dropout": dropout_rng.bit_generator.state},
+        "data": {"batches": batches.state_dict()},
+    }
 
 
 def restore_training(meta, arrays, model, opt, batches, dropout_rng):
@@ -345,16 +371,21 @@ def restore_training(meta, arrays, model, opt, batches, dropout_rng):
 
     missing = [key for key in ("train", "optimizer", "rng", "data") if key not in meta]
     if missing:
-        raise CheckpointError(f"the checkpoint has no {', '.join(missing)}: it can be sampled from, not resumed")
+        raise CheckpointError(
+            f"the checkpoint has no {', '.join(missing)}: it can be sampled from, not resumed"
+        )
     be = model.backend
     try:
-        model.load_params({k[len("param."):]: a for k, a in arrays.items() if k.startswith("param.")})
-        opt.load_state_dict({k[len("opt."):]: be.asarray(a) for k, a in arrays.items() if k.startswith("opt.")})
+        model.load_params({k[len("param.") :]: a for k, a in arrays.items() if k.startswith("param.")})
+        opt.load_state_dict(
+            {k[len("opt.") :]: be.asarray(a) for k, a in arrays.items() if k.startswith("opt.")}
+        )
     except ConfigError as exc:
         raise CheckpointError(f"the checkpoint's arrays do not fit its model: {exc}") from None
     except KeyError as exc:
-        raise CheckpointError(f"the checkpoint has no array opt.{exc.args[0]}: it can be sampled from, "
-                              "not resumed") from None
+        raise CheckpointError(
+            f"the checkpoint has no array opt.{exc.args[0]}: it can be sampled from, not resumed"
+        ) from None
     opt.t = meta["optimizer"]["t"]
     batches.load_state_dict(meta["data"]["batches"])
     dropout_rng.bit_generator.state = meta["rng"]["dropout"]

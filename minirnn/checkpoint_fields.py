@@ -6,6 +6,7 @@ hostile checkpoint is one line naming its field, never a traceback later
 inside the model, the optimizer or a random generator. A field that is
 absent is not checked here: what needs it (sampling, resuming) says so.
 """
+
 from __future__ import annotations
 
 import re
@@ -30,8 +31,12 @@ def _is_generator_state(v) -> bool:
 
 
 def _is_vocab(v) -> bool:
-    return (isinstance(v, list) and len(v) >= 2 and all(isinstance(c, str) and len(c) == 1 for c in v)
-            and len(set(v)) == len(v))
+    return (
+        isinstance(v, list)
+        and len(v) >= 2
+        and all(isinstance(c, str) and len(c) == 1 for c in v)
+        and len(set(v)) == len(v)
+    )
 
 
 def _names(v) -> bool:
@@ -40,32 +45,42 @@ def _names(v) -> bool:
 
 MODEL_FIELDS = ("vocab_size", "hidden_size", "num_layers", "cell", "dropout")  # ModelConfig's
 STATE = checks.Rule(_is_generator_state, "a NumPy PCG64 generator state")
-FIELDS = {  # dotted path -> rule; a field that is absent is not checked here (see build_model, restore_training)
+# dotted path -> rule; a field that is absent is not checked here (see build_model, restore_training)
+FIELDS = {
     "step": checks.integer(0),
     "arrays": checks.Rule(lambda v: isinstance(v, dict), "an object"),
-    "arrays.file": checks.Rule(lambda v: isinstance(v, str) and ARRAYS_NAME.match(v) is not None,
-                               "the name of an arrays file beside it (ckpt-<step>.<hash>.npz)"),
-    "arrays.sha256": checks.Rule(lambda v: isinstance(v, str) and re.fullmatch("[0-9a-f]{64}", v) is not None,
-                                 "a SHA-256 in hex"),
+    "arrays.file": checks.Rule(
+        lambda v: isinstance(v, str) and ARRAYS_NAME.match(v) is not None,
+        "the name of an arrays file beside it (ckpt-<step>.<hash>.npz)",
+    ),
+    "arrays.sha256": checks.Rule(
+        lambda v: isinstance(v, str) and re.fullmatch("[0-9a-f]{64}", v) is not None, "a SHA-256 in hex"
+    ),
     "arrays.names": checks.Rule(_names, "a list of array names"),
     "vocab": checks.Rule(_is_vocab, "a list of at least two distinct single characters"),
     "dtype": checks.choice("float32", "float64"),
     "backend": checks.Rule(lambda v: isinstance(v, str), "a backend name"),
     "elapsed": checks.number(0.0, want="a number of seconds"),
     "metrics": checks.Rule(lambda v: isinstance(v, dict), "an object"),
-    "model": checks.Rule(lambda v: isinstance(v, dict) and set(v) == set(MODEL_FIELDS),
-                         "an object of " + ", ".join(MODEL_FIELDS)),
+    "model": checks.Rule(
+        lambda v: isinstance(v, dict) and set(v) == set(MODEL_FIELDS),
+        "an object of " + ", ".join(MODEL_FIELDS),
+    ),
     "optimizer": checks.Rule(lambda v: isinstance(v, dict), "an object"),
     "optimizer.name": checks.choice("adam"),
     "optimizer.t": checks.integer(0),
     "optimizer.lr": checks.number(0.0, low_open=True, want="a positive number"),
-    "optimizer.beta1": checks.number(0.0, 1.0), "optimizer.beta2": checks.number(0.0, 1.0),
+    "optimizer.beta1": checks.number(0.0, 1.0),
+    "optimizer.beta2": checks.number(0.0, 1.0),
     "optimizer.eps": checks.number(0.0, low_open=True, want="a positive number"),
-    "rng": checks.Rule(lambda v: isinstance(v, dict), "an object"), "rng.dropout": STATE,
+    "rng": checks.Rule(lambda v: isinstance(v, dict), "an object"),
+    "rng.dropout": STATE,
     "data": checks.Rule(lambda v: isinstance(v, dict), "an object"),
     "data.batches": checks.Rule(lambda v: isinstance(v, dict), "an object"),
-    "data.batches.epoch": checks.integer(0), "data.batches.num_batches": checks.integer(1),
-    "data.batches.pointer": checks.integer(0), "data.batches.rng": STATE,
+    "data.batches.epoch": checks.integer(0),
+    "data.batches.num_batches": checks.integer(1),
+    "data.batches.pointer": checks.integer(0),
+    "data.batches.rng": STATE,
 }
 _ABSENT = object()
 
@@ -96,8 +111,10 @@ def check_fields(meta: dict) -> str | None:
         if bad:
             return f"model.{bad[0]} is {checks.short(bad[1])}, not {bad[2].want}"
         if "vocab" in meta and meta["model"]["vocab_size"] != len(meta["vocab"]):
-            return (f"model.vocab_size is {meta['model']['vocab_size']} but the vocabulary has "
-                    f"{len(meta['vocab'])} symbols")
+            return (
+                f"model.vocab_size is {meta['model']['vocab_size']} but the vocabulary has "
+                f"{len(meta['vocab'])} symbols"
+            )
     batches = _get(meta, "data.batches")
     if batches is not _ABSENT and batches["pointer"] > batches["num_batches"]:
         return f"data.batches.pointer {batches['pointer']} is past num_batches {batches['num_batches']}"
@@ -106,7 +123,7 @@ def check_fields(meta: dict) -> str | None:
 
 def check_arrays(arrays: dict, dtype) -> str | None:
     """The first array of the wrong kind, dtype, pairing or value, as a phrase naming it, or None."""
-    params = {k[len("param."):] for k in arrays if k.startswith("param.")}
+    params = {k[len("param.") :] for k in arrays if k.startswith("param.")}
     for name, a in arrays.items():
         kind, _, pname = name.partition(".")
         if kind == "opt":

@@ -10,6 +10,7 @@ the memory this machine (or container) has, so a size that cannot fit is one
 line before anything is allocated, not a MemoryError (or a swapping machine)
 later.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,18 +37,28 @@ def is_number(v) -> bool:
 
 
 def integer(low: int = 0) -> Rule:
-    return Rule(lambda v: is_int(v) and v >= low,
-                "a positive integer" if low == 1 else "0 or more" if low == 0 else f"an integer of at least {low}")
+    return Rule(
+        lambda v: is_int(v) and v >= low,
+        "a positive integer" if low == 1 else "0 or more" if low == 0 else f"an integer of at least {low}",
+    )
 
 
 def number(low: float, high: float | None = None, *, low_open=False, high_open=True, want="") -> Rule:
     """A finite number in [low, high) by default; ``low_open`` excludes ``low``."""
+
     def ok(v):
-        return (is_number(v) and (v > low if low_open else v >= low)
-                and (high is None or (v < high if high_open else v <= high)))
+        return (
+            is_number(v)
+            and (v > low if low_open else v >= low)
+            and (high is None or (v < high if high_open else v <= high))
+        )
+
     if not want:
-        want = (f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}" if high is not None
-                else f"a number {'above' if low_open else 'of at least'} {low:g}")
+        want = (
+            f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+            if high is not None
+            else f"a number {'above' if low_open else 'of at least'} {low:g}"
+        )
     return Rule(ok, want)
 
 
@@ -57,8 +68,10 @@ def choice(*values) -> Rule:
 
 def text(none_ok=False) -> Rule:
     """A non-empty string (or None where ``none_ok``): '' is never taken to mean "the default"."""
-    return Rule(lambda v: (v is None and none_ok) or (isinstance(v, str) and v != ""),
-                "a non-empty path" + (" (or left out)" if none_ok else ""))
+    return Rule(
+        lambda v: (v is None and none_ok) or (isinstance(v, str) and v != ""),
+        "a non-empty path" + (" (or left out)" if none_ok else ""),
+    )
 
 
 def flag_rule() -> Rule:
@@ -77,10 +90,10 @@ def first_problem(values: dict, rules: dict):
 def short(value, width: int = 40) -> str:
     """repr(value), cut to ``width`` characters: a hostile value must not flood the one line."""
     r = repr(value)
-    return r if len(r) <= width else r[:width - 3] + "..."
+    return r if len(r) <= width else r[: width - 3] + "..."
 
 
-# -- sizes -------------------------------------------------------------------------------------------------------
+# -- sizes ---------------------------------------------------------------------------------------------------
 def machine_memory() -> int | None:
     """Bytes of memory this process may use: the physical memory, or a container's limit if lower.
     None where neither can be read (then nothing is refused)."""

@@ -4,6 +4,7 @@ line (and at most one hint line) that a failure ends in.
 Exit statuses: 2 for bad input, 1 for a failure of the machine (a full disk, too little memory) or a
 diverged run, 128 + the signal's number when a signal stopped it (130 for Ctrl-C, 143 for SIGTERM).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -11,15 +12,30 @@ import errno
 import os
 import signal
 import sys
+import textwrap
+from pathlib import Path
+
+BACKENDS = ("numpy", "cupy")  # what --backend accepts in every command
 
 
-# -- Ctrl-C ---------------------------------------------------------------------------------------------------
+def add_backend_flag(ap, help="numpy (default) or cupy (a GPU)", **kw):
+    """--backend, the same in every command: argparse rejects another name before anything runs.
+
+    ``ap`` is a parser or an argument group; ``kw`` passes on (train passes its own default, or none at
+    all, to see what was typed)."""
+    kw.setdefault("default", "numpy")
+    ap.add_argument("--backend", choices=BACKENDS, help=help, **kw)
+
+
+# -- Ctrl-C --------------------------------------------------------------------------------------------------
 def _exit_130(signum, frame):
     try:
         sys.stdout.flush()
     except (OSError, ValueError, RuntimeError):
         pass
-    os._exit(130)  # no exception: there is no code of ours yet to catch one, so Python would print a traceback
+    os._exit(
+        130
+    )  # no exception: there is no code of ours yet to catch one, so Python would print a traceback
 
 
 def quiet_until_main():
@@ -46,12 +62,43 @@ class OneLineParser(argparse.ArgumentParser):
 
 def add_model_flags(ap: argparse.ArgumentParser):
     """--checkpoint, --cell and --backend, the same in every command that reads a trained model."""
-    ap.add_argument("--checkpoint", required=True, metavar="PATH",
-                    help="a run directory (its newest checkpoint) or a checkpoint file (.json or .npz)")
-    ap.add_argument("--cell", default=None, metavar="MODULE:CLASS",
-                    help="only for a checkpoint of your own cell: name it to allow importing it (a checkpoint "
-                         "never imports code on its own)")
-    ap.add_argument("--backend", default="numpy", choices=["numpy", "cupy"], help="numpy (default) or cupy")
+    ap.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="PATH",
+        help="a run directory (its newest checkpoint) or a checkpoint file (.json or .npz)",
+    )
+    ap.add_argument(
+        "--cell",
+        default=None,
+        metavar="MODULE:CLASS",
+        help="only for a checkpoint of your own cell: name it to allow importing it (a checkpoint "
+        "never imports code on its own)",
+    )
+    add_backend_flag(ap)
+
+
+class KeepPathsWhole(argparse.HelpFormatter):
+    """argparse's help, but a description is never broken inside a word or at a hyphen: a path in it stays
+    one piece that a reader can copy."""
+
+    def _fill_text(self, text, width, indent):
+        return textwrap.fill(
+            " ".join(text.split()),
+            width,
+            initial_indent=indent,
+            subsequent_indent=indent,
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+
+
+def docs_page(name: str) -> Path:
+    """Where the page docs/<name> is: inside the package when installed from a wheel (setup.py copies
+    docs/ there), else in the source tree around it (a checkout, an editable install, an unpacked sdist)."""
+    here = Path(__file__).resolve().parent
+    installed = here / "docs" / name
+    return installed if installed.is_file() else here.parent / "docs" / name
 
 
 def fail(prog: str, line: str, status: int, hint: str | None = None) -> int:
@@ -72,7 +119,7 @@ def describe(exc: BaseException) -> str:
 
 def machine_hint(exc: BaseException, command: str) -> str | None:
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return "free some space, then continue with --resume RUN_DIR: a checkpoint is written whole or not at all"
+        return "free some space, then continue with --resume RUN_DIR (a checkpoint is whole or not there)"
     if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
         return f"{command} needs a directory it may write to"
     if isinstance(exc, MemoryError):
@@ -84,8 +131,12 @@ def internal_error(prog: str, exc: Exception) -> int:
     """An error that is minirnn's fault, not the input's: one line, or the traceback with MINIRNN_DEBUG=1."""
     if os.environ.get("MINIRNN_DEBUG"):
         raise exc
-    return fail(prog, f"internal error: {type(exc).__name__}: {exc}", 1,
-                "this is a bug in minirnn; MINIRNN_DEBUG=1 shows where, please report it with the command")
+    return fail(
+        prog,
+        f"internal error: {type(exc).__name__}: {exc}",
+        1,
+        "this is a bug in minirnn; MINIRNN_DEBUG=1 shows where, please report it with the command",
+    )
 
 
 def quiet_broken_pipe() -> int:

@@ -37,8 +37,8 @@ class DataError(ValueError):
 # What reading a text holds at its peak, per byte of the file: the bytes, the str, its UTF-32 code points and
 # the int32 ids. A file whose multiple cannot fit is refused before it is read.
 BYTES_PER_BYTE = 10
-_KINDS = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
-          stat.S_IFSOCK: "a socket"}
+_KINDS = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device",
+          stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
 
 
 def read_bytes(path=None) -> bytes:
@@ -48,7 +48,8 @@ def read_bytes(path=None) -> bytes:
     memory, checked from its size before reading. '' is refused: it never means the bundled text.
     """
     if path is not None and str(path) == "":
-        raise DataError("the file name is empty: name a text file, or leave the flag out for the bundled text")
+        raise DataError("the file name is empty: name a text file, or leave the flag out for the bundled "
+                        "text")
     path = BUNDLED if path is None else Path(path)
     try:  # O_NONBLOCK: a FIFO opens at once, instead of waiting for a writer, and is refused below
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))

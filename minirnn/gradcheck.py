@@ -32,12 +32,13 @@ from dataclasses import dataclass
 
 import numpy
 
-from .cli import OneLineParser
+from .cli import OneLineParser, add_backend_flag
 from .backend import Backend, BackendError, get_backend
 from .bidirectional import Bidirectional
 from .gapfill import GapFiller, make_windows
 from .layers import dense_backward, dense_forward, sequence_cross_entropy, sequence_cross_entropy_backward
 from .model import CharRNN, ConfigError, ModelConfig, make_cell
+from .parallel import DataParallel
 from .wrappers import DenseDecoderCell, StackedCell
 
 TOLERANCE = 1e-7
@@ -220,7 +221,7 @@ def check_shards(cell_name: str, be: Backend, seed: int = 0, tol: float = TOLERA
     def loss():
         return be.scalar(model.loss(x, y, None, lengths, dropout_seed=seed)[0])
 
-    model.loss_and_grads(x, y, None, lengths, dropout_seed=seed, shards=2)
+    DataParallel(model).loss_and_grads(x, y, None, lengths, dropout_seed=seed, shards=2)
     grads = {k: be.to_host(g).copy() for k, g in model.grads.items()}
     return [Row(f"shards({model.cells[0].name})", name, rel_error(grads[name], numerical_gradient(loss, p)), tol)
             for name, p in model.params.items()]
@@ -305,7 +306,7 @@ def main(argv=None) -> int:
                     help="rnn, lstm, gru, all (default), or your own cell as module:Class")
     ap.add_argument("--tol", type=float, default=TOLERANCE, help="largest relative error that passes (default 1e-7)")
     ap.add_argument("--seed", type=int, default=0, help="random seed for the test data")
-    ap.add_argument("--backend", default="numpy", help="numpy (default) or cupy")
+    add_backend_flag(ap)
     args = ap.parse_args(argv)
     cells = ["rnn", "lstm", "gru"] if args.cell == "all" else [args.cell]
     try:

@@ -6,6 +6,7 @@ them. The command line is parsed once, keeping only the flags the user typed:
 a new run fills the rest from TrainConfig's defaults, a resume from the run's
 own configuration (:func:`resume_config`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,7 +15,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from . import checks
-from .cli import OneLineParser
+from .cli import KeepPathsWhole, OneLineParser, add_backend_flag, docs_page
 from .model import ModelConfig, is_import_path
 
 
@@ -42,7 +43,9 @@ class TrainConfig:
     # the run
     seed: int = 0  # initial weights, batch order, dropout masks
     backend: str = "numpy"  # numpy | cupy
-    threads: int = 0  # CPU threads; the batch is split into one shard per thread (parallel.py). 0: one per core
+    threads: int = (
+        0  # CPU threads; the batch is split into one shard per thread (parallel.py). 0: one per core
+    )
     dtype: str = "float32"
     out: str | None = None  # run directory; None: runs/<date-time>
     resume: str | None = None  # a run directory (its newest checkpoint) or a checkpoint file
@@ -68,21 +71,42 @@ class TrainConfig:
 
 # What each option must be; the model's own (hidden_size, num_layers, cell, dropout) are ModelConfig.RULES.
 RULES = {
-    "data": checks.text(none_ok=True), "val_fraction": checks.number(0.0, 1.0),
+    "data": checks.text(none_ok=True),
+    "val_fraction": checks.number(0.0, 1.0),
     "cache_dir": checks.Rule(lambda v: v is None or isinstance(v, str), "a directory, or '' for no cache"),
     "lr": checks.number(0.0, low_open=True, want="a positive number"),
-    "batch_size": checks.integer(1), "seq_length": checks.integer(1),
-    "clip": checks.number(0.0, want="0 (off) or a positive number"), "max_steps": checks.integer(1),
-    "seed": checks.integer(0), "backend": checks.Rule(lambda v: isinstance(v, str) and v != "", "a backend name"),
-    "threads": checks.integer(0), "dtype": checks.choice("float32", "float64"),
-    "out": checks.text(none_ok=True), "resume": checks.text(none_ok=True),
-    "print_every": checks.integer(1), "eval_every": checks.integer(0), "eval_batches": checks.integer(0),
-    "checkpoint_every": checks.integer(0), "keep": checks.integer(1), "quiet": checks.flag_rule(),
+    "batch_size": checks.integer(1),
+    "seq_length": checks.integer(1),
+    "clip": checks.number(0.0, want="0 (off) or a positive number"),
+    "max_steps": checks.integer(1),
+    "seed": checks.integer(0),
+    "backend": checks.Rule(lambda v: isinstance(v, str) and v != "", "a backend name"),
+    "threads": checks.integer(0),
+    "dtype": checks.choice("float32", "float64"),
+    "out": checks.text(none_ok=True),
+    "resume": checks.text(none_ok=True),
+    "print_every": checks.integer(1),
+    "eval_every": checks.integer(0),
+    "eval_batches": checks.integer(0),
+    "checkpoint_every": checks.integer(0),
+    "keep": checks.integer(1),
+    "quiet": checks.flag_rule(),
 }
 
 # What makes a run the run it is: a resume must keep these.
-FIXED = ("val_fraction", "cell", "hidden_size", "num_layers", "dropout", "lr", "batch_size", "seq_length",
-         "clip", "seed", "dtype")
+FIXED = (
+    "val_fraction",
+    "cell",
+    "hidden_size",
+    "num_layers",
+    "dropout",
+    "lr",
+    "batch_size",
+    "seq_length",
+    "clip",
+    "seed",
+    "dtype",
+)
 
 
 def flag(name: str) -> str:
@@ -103,7 +127,9 @@ def from_dict(stored: dict, where: str) -> TrainConfig:
         bad = checks.first_problem(values, {k: r for k, r in rules.items() if k in values})
         if bad is not None:
             name, value, rule = bad
-            raise CheckpointError(f"{where} is damaged: train.{name} is {checks.short(value)}, not {rule.want}")
+            raise CheckpointError(
+                f"{where} is damaged: train.{name} is {checks.short(value)}, not {rule.want}"
+            )
     return config
 
 
@@ -113,12 +139,17 @@ def stored_options(run_or_checkpoint) -> tuple[dict, str]:
     from . import checkpoint
 
     path = Path(run_or_checkpoint)
-    if path.is_dir() and not checkpoint.list_checkpoints(path / "checkpoints") and (path / "config.json").is_file():
+    if (
+        path.is_dir()
+        and not checkpoint.list_checkpoints(path / "checkpoints")
+        and (path / "config.json").is_file()
+    ):
         try:
             return json.loads((path / "config.json").read_text("utf-8")), str(path / "config.json")
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise checkpoint.CheckpointError(f"{path / 'config.json'} cannot be read ({type(exc).__name__})") \
-                from None
+            raise checkpoint.CheckpointError(
+                f"{path / 'config.json'} cannot be read ({type(exc).__name__})"
+            ) from None
     meta, jpath = checkpoint.read_meta(path)
     if "train" not in meta:
         raise checkpoint.CheckpointError(f"{jpath} has no training configuration to resume from")
@@ -140,19 +171,26 @@ def resume_config(path, **overrides) -> TrainConfig:
     config = from_dict(stored, where)
     if is_import_path(config.cell) and overrides.get("cell") != config.cell:
         from .checkpoint import CheckpointError
-        raise CheckpointError(f"the run's cell {config.cell!r} is code that resuming never imports on its own: "
-                              f"if you trust it, pass --cell {config.cell}")
+
+        raise CheckpointError(
+            f"the run's cell {config.cell!r} is code that resuming never imports on its own: "
+            f"if you trust it, pass --cell {config.cell}"
+        )
     return replace(config, **dict(overrides, resume=str(path), out=None))
 
 
-# -- the command line --------------------------------------------------------------------------------------------
+# -- the command line ----------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The flags, grouped. Only the flags the user typed appear in the result: the defaults shown in
     the help are TrainConfig's, filled in by TrainConfig itself (or by the run, on --resume)."""
     d = TrainConfig()
-    ap = OneLineParser(prog="python -m minirnn.train", argument_default=argparse.SUPPRESS,
-                       description="Train a character-level RNN on a UTF-8 text (default: Tiny Shakespeare). "
-                                   "Every flag is described in docs/flags.md.")
+    ap = OneLineParser(
+        prog="python -m minirnn.train",
+        argument_default=argparse.SUPPRESS,
+        description="Train a character-level RNN on a UTF-8 text (default: Tiny Shakespeare). "
+        f"Every flag is described in {docs_page('flags.md')}.",
+        formatter_class=KeepPathsWhole,
+    )
 
     def add(group, name, help, **kw):
         if kw.get("type") in (int, float):
@@ -161,39 +199,82 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = ap.add_argument_group("data")
     add(g, "--data", "UTF-8 text file to train on (default: the bundled Tiny Shakespeare)", metavar="FILE")
-    add(g, "--val-fraction", f"last fraction of the text held out for validation (default {d.val_fraction}; "
-                             "0: none)", type=float)
-    add(g, "--cache-dir", "where encoded texts are cached, keyed by content hash (default ~/.cache/minirnn; "
-                          "'' to disable)", metavar="DIR")
+    add(
+        g,
+        "--val-fraction",
+        f"last fraction of the text held out for validation (default {d.val_fraction}; 0: none)",
+        type=float,
+    )
+    add(
+        g,
+        "--cache-dir",
+        "where encoded texts are cached, keyed by content hash (default ~/.cache/minirnn; '' to disable)",
+        metavar="DIR",
+    )
     g = ap.add_argument_group("model")
     add(g, "--cell", f"recurrent cell: rnn, {d.cell} (default), gru, or your own as module:Class")
     add(g, "--hidden-size", f"units per layer (default {d.hidden_size})", type=int)
     add(g, "--num-layers", f"stacked layers (default {d.num_layers})", type=int)
-    add(g, "--dropout", "probability of dropping a layer's output while training, in [0, 1) (default 0)", type=float)
+    add(
+        g,
+        "--dropout",
+        "probability of dropping a layer's output while training, in [0, 1) (default 0)",
+        type=float,
+    )
     g = ap.add_argument_group("optimisation (the tutorial's defaults)")
     add(g, "--lr", f"Adam learning rate (default {d.lr:g})", type=float)
     add(g, "--batch-size", f"sequences per batch, N (default {d.batch_size})", type=int)
-    add(g, "--seq-length", f"characters per sequence, T: how far back gradients flow (default {d.seq_length})",
-        type=int)
-    add(g, "--clip", f"clip the gradient's global norm at this value; 0 turns clipping off (default {d.clip:g})",
-        type=float)
-    add(g, "--max-steps", f"stop after this many steps in all, counting steps before a resume "
-                          f"(default {d.max_steps})", type=int)
+    add(
+        g,
+        "--seq-length",
+        f"characters per sequence, T: how far back gradients flow (default {d.seq_length})",
+        type=int,
+    )
+    add(
+        g,
+        "--clip",
+        f"clip the gradient's global norm at this value; 0 turns clipping off (default {d.clip:g})",
+        type=float,
+    )
+    add(
+        g,
+        "--max-steps",
+        f"stop after this many steps in all, counting steps before a resume (default {d.max_steps})",
+        type=int,
+    )
     g = ap.add_argument_group("run")
-    add(g, "--seed", "seed for the weights, batch order and dropout, 0 or more: same seed, same losses "
-                     "(default 0)", type=int)
-    add(g, "--backend", "numpy (default) or cupy (a GPU)", choices=["numpy", "cupy"])
-    add(g, "--threads", "CPU threads: the batch is split into one shard per thread (default 0: one per core)",
-        type=int)
+    add(
+        g,
+        "--seed",
+        "seed for the weights, batch order and dropout, 0 or more: same seed, same losses (default 0)",
+        type=int,
+    )
+    add_backend_flag(g, default=argparse.SUPPRESS)
+    add(
+        g,
+        "--threads",
+        "CPU threads: the batch is split into one shard per thread (default 0: one per core)",
+        type=int,
+    )
     add(g, "--dtype", "float32 (default) or float64", choices=["float32", "float64"])
     add(g, "--out", "run directory to create (default runs/<date-time>)", metavar="DIR")
     add(g, "--resume", "continue the run in this directory from its newest checkpoint", metavar="RUN_DIR")
     add(g, "--print-every", f"print the loss every this many steps (default {d.print_every})", type=int)
-    add(g, "--eval-every", f"validation loss and accuracy every this many steps (default {d.eval_every}; "
-                           "0: never)", type=int)
-    add(g, "--eval-batches", f"validation batches per evaluation (default {d.eval_batches}; 0: all)", type=int)
-    add(g, "--checkpoint-every", f"save a checkpoint every this many steps (default {d.checkpoint_every}; "
-                                 "0: at the end only)", type=int)
+    add(
+        g,
+        "--eval-every",
+        f"validation loss and accuracy every this many steps (default {d.eval_every}; 0: never)",
+        type=int,
+    )
+    add(
+        g, "--eval-batches", f"validation batches per evaluation (default {d.eval_batches}; 0: all)", type=int
+    )
+    add(
+        g,
+        "--checkpoint-every",
+        f"save a checkpoint every this many steps (default {d.checkpoint_every}; 0: at the end only)",
+        type=int,
+    )
     add(g, "--keep", f"how many of the newest checkpoints to keep (default {d.keep})", type=int)
     add(g, "--quiet", "print nothing but errors", action="store_true")
     return ap

@@ -15,6 +15,7 @@ While it holds the lock, a resume first sweeps what a killed run can leave:
 temporary files and arrays that no checkpoint names (checkpoint.sweep), and
 metrics rows past the checkpoint it continues from.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,8 +62,11 @@ def _is_fresh(path: Path) -> bool:
 def check_new(path: Path):
     """Refuse, before any work, a --out that holds something: a run is never overwritten."""
     if not _is_fresh(path):
-        hint = f"continue that run with --resume {path}" if (path / "config.json").is_file() else \
-            "choose another --out"
+        hint = (
+            f"continue that run with --resume {path}"
+            if (path / "config.json").is_file()
+            else "choose another --out"
+        )
         raise TrainError(f"{path} already exists and is not an empty directory; {hint}")
 
 
@@ -87,7 +91,8 @@ def run_of(resume: str) -> Path:
 
 
 class RunDir:
-    """The directory of one run, held by this process from :meth:`create` or :meth:`claim` to :meth:`close`."""
+    """The directory of one run, held by this process from :meth:`create` or :meth:`claim` to :meth:`close`
+    (the lock is released then, or when the process ends)."""
 
     def __init__(self, path: Path):
         self.path, self._lock = Path(path), None
@@ -114,8 +119,10 @@ class RunDir:
                 holder = _holder(fd)
                 os.close(fd)
                 who = f"process {holder}" if holder else "another process"
-                raise RunBusy(f"{self.path} is being trained by {who}; wait for it to finish, or stop it "
-                              "(it saves a checkpoint on Ctrl-C or SIGTERM)") from None
+                raise RunBusy(
+                    f"{self.path} is being trained by {who}; wait for it to finish, or stop it "
+                    "(it saves a checkpoint on Ctrl-C or SIGTERM)"
+                ) from None
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         os.ftruncate(fd, len(f"{os.getpid()}\n"))
         self._lock = fd

@@ -14,6 +14,7 @@ How the next character is chosen from the logits z (V,):
                   more repetitive), above 1 flattens it (more surprising, more errors)
     top-k         only the k most likely characters keep their probability
 """
+
 from __future__ import annotations
 
 import sys
@@ -23,7 +24,7 @@ import numpy
 from . import checkpoint, checks, cli
 from .backend import BackendError, get_backend
 from .checkpoint import CheckpointError
-from .cli import OneLineParser, add_model_flags
+from .cli import KeepPathsWhole, OneLineParser, add_model_flags, docs_page
 from .data import DataError, Vocab, decode, read_bytes
 from .model import ConfigError
 
@@ -48,8 +49,11 @@ def sampling_bytes(model, num_samples: int, prime_length: int, length: int) -> i
     """At least what :func:`sample` holds: per row the drawn ids and the prime (int64), the texts (str
     and the list they are joined from), the logits and the state of every layer."""
     c = model.config
-    per_row = 8 * (length + prime_length) + 20 * (length + prime_length) \
+    per_row = (
+        8 * (length + prime_length)
+        + 20 * (length + prime_length)
         + model.backend.dtype.itemsize * (4 * c.vocab_size + 2 * c.num_layers * c.hidden_size)
+    )
     return num_samples * per_row
 
 
@@ -71,8 +75,17 @@ def pick(logits, rng, temperature=1.0, top_k=None, greedy=False):
     return numpy.minimum((cdf < u).sum(axis=1), z.shape[1] - 1)
 
 
-def sample(model, vocab: Vocab, prime: str = "The ", length: int = 500, temperature: float = 1.0,
-           top_k: int | None = None, greedy: bool = False, seed: int | None = None, num_samples: int = 1):
+def sample(
+    model,
+    vocab: Vocab,
+    prime: str = "The ",
+    length: int = 500,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    greedy: bool = False,
+    seed: int | None = None,
+    num_samples: int = 1,
+):
     """Generate ``num_samples`` texts at once (one batch row each), each ``prime`` + ``length`` characters.
 
     Returns a list of str. Raises SampleError for bad options or prime characters
@@ -86,22 +99,25 @@ def sample(model, vocab: Vocab, prime: str = "The ", length: int = 500, temperat
     if length < 0 or num_samples < 1:
         raise SampleError("--length must be 0 or more and --num-samples at least 1")
     if not temperature > 0:
-        raise SampleError(f"--temperature must be above 0, got {temperature} (for the most likely "
-                          "character, use --greedy)")
+        raise SampleError(
+            f"--temperature must be above 0, got {temperature} (for the most likely character, use --greedy)"
+        )
     if top_k is not None and top_k < 1:
         raise SampleError(f"--top-k must be at least 1, got {top_k}")
     if seed is not None and not (checks.is_int(seed) and seed >= 0):
         raise SampleError(f"--seed must be 0 or more, got {seed}")
     try:  # before allocating: --num-samples 1000000000 is one line, not a MemoryError
-        checks.check_fits(sampling_bytes(model, num_samples, len(prime), length),
-                          f"--num-samples {num_samples} with --length {length} and a prime of {len(prime):,}")
+        checks.check_fits(
+            sampling_bytes(model, num_samples, len(prime), length),
+            f"--num-samples {num_samples} with --length {length} and a prime of {len(prime):,}",
+        )
     except checks.TooBig as exc:
         raise SampleError(str(exc)) from None
     be, N = model.backend, num_samples
     ids = numpy.tile(vocab.encode(prime), (N, 1))  # (N, P): every row reads the same prime
     state = None
     for start in range(0, ids.shape[1], PRIME_CHUNK):
-        logits, state, _ = model.forward(be.asarray(ids[:, start:start + PRIME_CHUNK]), state)
+        logits, state, _ = model.forward(be.asarray(ids[:, start : start + PRIME_CHUNK]), state)
     last = logits[-1]  # (N, V): the prediction after the prime's last character
     rng = numpy.random.default_rng(seed)
     out = numpy.empty((N, length), dtype=numpy.int64)
@@ -121,29 +137,53 @@ PROG = "minirnn.sample"
 
 
 def main(argv=None) -> int:
-    ap = OneLineParser(prog="python -m minirnn.sample",
-                       description="Generate text from a checkpoint of python -m minirnn.train. "
-                                   "Every flag is described in docs/flags.md.")
+    ap = OneLineParser(
+        prog="python -m minirnn.sample",
+        description="Generate text from a checkpoint of python -m minirnn.train. "
+        f"Every flag is described in {docs_page('flags.md')}.",
+        formatter_class=KeepPathsWhole,
+    )
     add_model_flags(ap)
     prime = ap.add_mutually_exclusive_group()
     prime.add_argument("--prime", default="The ", help="text to read before generating (default 'The ')")
-    prime.add_argument("--prime-file", metavar="FILE", help="read the prime text from this UTF-8 file instead "
-                                                            "(no length limit)")
-    ap.add_argument("--length", type=int, default=500, help="characters to generate after the prime (default 500)")
-    ap.add_argument("--temperature", type=float, default=1.0,
-                    help="divides the logits: lower is more conservative, higher more surprising (default 1.0)")
+    prime.add_argument(
+        "--prime-file",
+        metavar="FILE",
+        help="read the prime text from this UTF-8 file instead (no length limit)",
+    )
+    ap.add_argument(
+        "--length", type=int, default=500, help="characters to generate after the prime (default 500)"
+    )
+    ap.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        help="divides the logits: lower is more conservative, higher more surprising (default 1.0)",
+    )
     ap.add_argument("--top-k", type=int, default=None, help="draw only from the k most likely characters")
     ap.add_argument("--greedy", action="store_true", help="always take the most likely character")
-    ap.add_argument("--seed", type=int, default=None, help="seed for the draws, 0 or more (default: different "
-                                                           "every run)")
-    ap.add_argument("--num-samples", type=int, default=1, help="how many texts to draw, together in one batch")
+    ap.add_argument(
+        "--seed", type=int, default=None, help="seed for the draws, 0 or more (default: different every run)"
+    )
+    ap.add_argument(
+        "--num-samples", type=int, default=1, help="how many texts to draw, together in one batch"
+    )
     try:
         cli.catch_ctrl_c()  # (before this line, a Ctrl-C already exits quietly: cli.quiet_until_main)
         args = ap.parse_args(argv)
         prime = args.prime if args.prime_file is None else read_prime(args.prime_file)
         model, vocab, _ = load_model(args.checkpoint, args.backend, args.cell)
-        texts = sample(model, vocab, prime, args.length, args.temperature, args.top_k, args.greedy,
-                       args.seed, args.num_samples)
+        texts = sample(
+            model,
+            vocab,
+            prime,
+            args.length,
+            args.temperature,
+            args.top_k,
+            args.greedy,
+            args.seed,
+            args.num_samples,
+        )
         print(("\n" + "-" * 40 + "\n").join(texts), flush=True)
     except (SampleError, CheckpointError, BackendError, ConfigError, DataError) as exc:
         return cli.fail(PROG, f"error: {exc}", 2)

@@ -8,10 +8,12 @@
 A resume locks first so that the checkpoint it reads is the newest one; a new
 run creates its directory last, so that a refusal writes nothing.
 """
+
 from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from .rundir import RunDir, check_new, create_new, run_of
 @dataclass
 class Setup:
     """Everything a run needs, built and checked before anything is written."""
+
     config: TrainConfig
     vocab: Vocab
     val_ids: numpy.ndarray  # (L_val,) the held-out text
@@ -51,12 +54,16 @@ def prepare_run(config: TrainConfig, resumed: Path | None = None) -> Setup:
         meta, arrays, stored, stored_vocab = _run_so_far(config, resumed)
         for name in FIXED:  # the one check that a resume is the same run
             if getattr(config, name) != stored.get(name):
-                raise TrainError(f"{flag(name)} {getattr(config, name)} differs from the run's {stored.get(name)}: "
-                                 f"a resumed run keeps its model, data layout and optimiser settings")
+                raise TrainError(
+                    f"{flag(name)} {getattr(config, name)} differs from the run's {stored.get(name)}: "
+                    f"a resumed run keeps its model, data layout and optimiser settings"
+                )
         if meta is not None and config.max_steps <= meta["step"]:
             raise TrainError(f"the checkpoint is at step {meta['step']}: pass a --max-steps above that")
     if config.data:  # stored absolute, so that a resume from another directory finds the text
-        config = replace(config, data=os.path.abspath(config.data))  # (symlinks kept: a loop is read's to report)
+        config = replace(
+            config, data=os.path.abspath(config.data)
+        )  # (symlinks kept: a loop is read's to report)
     be = get_backend(config.backend, config.dtype)
     text = load_text(config.data)
     check_length(len(text), config.batch_size, config.seq_length, config.val_fraction)
@@ -64,17 +71,33 @@ def prepare_run(config: TrainConfig, resumed: Path | None = None) -> Setup:
     if resumed is not None and stored_vocab is not None and stored_vocab != vocab.chars:
         raise CheckpointError(vocab_difference(stored_vocab, vocab.chars))
     model_config = config.model_config(len(vocab))
-    check_fits(model_config.training_bytes(config.batch_size, config.seq_length, numpy.dtype(config.dtype).itemsize),
-               f"--hidden-size {config.hidden_size} with --num-layers {config.num_layers}, --batch-size "
-               f"{config.batch_size} and --seq-length {config.seq_length}")
+    check_fits(
+        model_config.training_bytes(config.batch_size, config.seq_length, numpy.dtype(config.dtype).itemsize),
+        f"--hidden-size {config.hidden_size} with --num-layers {config.num_layers}, --batch-size "
+        f"{config.batch_size} and --seq-length {config.seq_length}",
+    )
     train_ids, val_ids = split(ids, config.val_fraction)
-    model = CharRNN(model_config, be, config.seed, threads=config.threads or None)
-    run = Setup(config, vocab, val_ids, model, Adam(model.params, config.lr),
-                Batches(train_ids, config.batch_size, config.seq_length, seed=[config.seed, 1]),
-                numpy.random.default_rng([config.seed, 2]), resumed)
+    model = CharRNN(model_config, be, config.seed)
+    run = Setup(
+        config,
+        vocab,
+        val_ids,
+        model,
+        Adam(model.params, config.lr),
+        Batches(train_ids, config.batch_size, config.seq_length, seed=[config.seed, 1]),
+        numpy.random.default_rng([config.seed, 2]),
+        resumed,
+    )
     if meta is not None:
         checkpoint.restore_training(meta, arrays, model, run.opt, run.batches, run.dropout_rng)
         run.step, run.elapsed = meta["step"], meta.get("elapsed", 0.0)
+        was = meta["train"].get("backend", "numpy")  # each backend its own masks: docs/backend.md
+        if config.dropout > 0 and was != config.backend and not config.quiet:
+            print(
+                f"note: this run trained on {was} and resumes on {config.backend}, whose generator draws "
+                "other dropout masks from the same seeds: not the run an uninterrupted one would be",
+                file=sys.stderr,
+            )
     return run
 
 
@@ -85,8 +108,9 @@ def _run_so_far(config: TrainConfig, run_dir: Path):
         return None, None, stored_options(run_dir)[0], _read_vocab(run_dir / "vocab.json")
     meta, arrays = checkpoint.load(config.resume)
     if "train" not in meta:
-        raise CheckpointError(f"{checkpoint.find(config.resume)} has no training state: it can be sampled from, "
-                              "not resumed")
+        raise CheckpointError(
+            f"{checkpoint.find(config.resume)} has no training state: it can be sampled from, not resumed"
+        )
     return meta, arrays, meta["train"], meta.get("vocab")
 
 
@@ -101,12 +125,17 @@ def vocab_difference(stored: list, chars: list) -> str:
     """One line saying how the text's vocabulary differs from the run's."""
     new, old = [c for c in chars if c not in set(stored)], [c for c in stored if c not in set(chars)]
     if new or old:
-        parts = ([f"has {checks.short(''.join(new))}, which the run never saw"] if new else []) + \
-                ([f"lacks {checks.short(''.join(old))}"] if old else [])
+        parts = ([f"has {checks.short(''.join(new))}, which the run never saw"] if new else []) + (
+            [f"lacks {checks.short(''.join(old))}"] if old else []
+        )
         how = " and ".join(parts)
     else:
-        how = f"has the same {len(chars)} symbols, in another order of frequency (its character counts differ)"
-    return f"the text's vocabulary differs from the run's: it {how}; resume on the text the run was trained on"
+        how = (
+            f"has the same {len(chars)} symbols, in another order of frequency (its character counts differ)"
+        )
+    return (
+        f"the text's vocabulary differs from the run's: it {how}; resume on the text the run was trained on"
+    )
 
 
 def start(config: TrainConfig) -> tuple[RunDir, Setup]:

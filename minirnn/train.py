@@ -15,6 +15,7 @@ one process at a time, is rundir.py's.
 The loop never waits for the GPU except at those edges: the loss and the
 gradient norm are summed as device arrays and read once per print.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,10 +39,20 @@ from .malloc import keep_freed_memory
 from .model import ConfigError
 from .optim import clip_by_global_norm
 from .options import TrainConfig, TrainError, build_parser, parse, resume_config
+from .parallel import DataParallel
 from .startup import Setup, start
 
-__all__ = ["Diverged", "TrainConfig", "TrainError", "TrainResult", "build_parser", "evaluate", "main",
-           "resume_config", "train"]
+__all__ = [
+    "Diverged",
+    "TrainConfig",
+    "TrainError",
+    "TrainResult",
+    "build_parser",
+    "evaluate",
+    "main",
+    "resume_config",
+    "train",
+]
 
 
 class Diverged(RuntimeError):
@@ -65,7 +76,7 @@ class TrainResult:
     stopped_by: str | None = None  # "SIGINT" / "SIGTERM" when a signal ended the run
 
 
-# -- the pieces of a step's surroundings ---------------------------------------------------------------------------
+# -- the pieces of a step's surroundings ---------------------------------------------------------------------
 def evaluate(model, ids, batch_size, seq_length, max_batches=0):
     """Mean loss and accuracy over the validation windows (no dropout). One host sync, at the end."""
     be, V = model.backend, model.config.vocab_size
@@ -133,8 +144,13 @@ class Window:
             raise Diverged(f"the loss is {avg} at step {step}")
         now = time.perf_counter()
         left = (max_steps - step) * (now - self.t0) / (step - self.start_step)
-        row = {"step": step, "loss": be.scalar(loss), "loss_avg": avg, "grad_norm": be.scalar(self.norm_sum)
-               / self.steps, "chars_per_sec": self.chars / (now - self.t)}
+        row = {
+            "step": step,
+            "loss": be.scalar(loss),
+            "loss_avg": avg,
+            "grad_norm": be.scalar(self.norm_sum) / self.steps,
+            "chars_per_sec": self.chars / (now - self.t),
+        }
         self.reset()
         return row, _duration(left)
 
@@ -144,14 +160,21 @@ def save_checkpoint(run: Setup, step: int, elapsed: float, last_row: dict) -> Pa
     be = run.model.backend
     if not bool(be.to_host(be.xp.isfinite(run.model.flat).all())):
         raise Diverged(f"the parameters are no longer finite at step {step}")
-    meta = {"model": run.model.config.to_dict(), "train": asdict(run.config), "vocab": run.vocab.chars,
-            "dtype": run.config.dtype, "backend": run.config.backend, "elapsed": elapsed, "metrics": last_row}
+    meta = {
+        "model": run.model.config.to_dict(),
+        "train": asdict(run.config),
+        "vocab": run.vocab.chars,
+        "dtype": run.config.dtype,
+        "backend": run.config.backend,
+        "elapsed": elapsed,
+        "metrics": last_row,
+    }
     meta.update(checkpoint.training_meta(run.opt, run.batches, run.dropout_rng))
     arrays = checkpoint.training_arrays(run.model, run.opt)
     return checkpoint.save(run.run_dir / "checkpoints", step, arrays, meta, run.config.keep)
 
 
-# -- the training loop -----------------------------------------------------------------------------------------
+# -- the training loop ---------------------------------------------------------------------------------------
 def train(config: TrainConfig) -> TrainResult:
     """Train (or continue) a run. Raises DataError, TrainError, CheckpointError, ConfigError, TooBig or
     BackendError for bad input (before writing anything), Diverged when the loss stops being finite,
@@ -173,22 +196,26 @@ def loop(run: Setup, metrics) -> TrainResult:
     config, model, be, step = run.config, run.model, run.model.backend, run.step
     result = TrainResult(run.run_dir, step)
     say = (lambda *a: None) if config.quiet else (lambda *a: print(*a, flush=True))
-    say(f"run {run.run_dir}: {model.num_params():,} parameters, vocabulary {len(run.vocab)}, "
+    say(
+        f"run {run.run_dir}: {model.num_params():,} parameters, vocabulary {len(run.vocab)}, "
         f"{len(run.batches)} batches per epoch, {len(run.val_ids):,} validation characters, {be}"
-        + (f", resumed at step {step}" if config.resume else ""))
+        + (f", resumed at step {step}" if config.resume else "")
+    )
 
     def due(every):  # an edge of the loop: every `every` steps, and the last step
         return every > 0 and (step % every == 0 or step == config.max_steps)
 
+    step_fn = DataParallel(model, config.threads or None)  # one shard of the batch per core (parallel.py)
     window, t0 = Window(step), time.perf_counter()
     # NumPy's overflow warnings would bury the one line that says what happened; NaNs are caught at the edges.
     with SignalCatcher() as signals, numpy.errstate(over="ignore", invalid="ignore"):
         try:
             while step < config.max_steps and signals.caught is None:
                 x, y = run.batches.next()  # host (N, T) each
-                seed = int(run.dropout_rng.integers(2 ** 31 - 1))  # drawn every step, so resumes line up
-                loss, _, _ = model.loss_and_grads(be.asarray(x), be.asarray(y),
-                                                  dropout_seed=seed if config.dropout > 0 else None)
+                seed = int(run.dropout_rng.integers(2**31 - 1))  # drawn every step, so resumes line up
+                loss, _, _ = step_fn.loss_and_grads(
+                    be.asarray(x), be.asarray(y), dropout_seed=seed if config.dropout > 0 else None
+                )
                 norm = clip_by_global_norm(model.grads, config.clip)  # before clipping; 0-d, on the device
                 run.opt.step(model.grads)
                 step += 1
@@ -197,11 +224,15 @@ def loop(run: Setup, metrics) -> TrainResult:
                 if due(config.print_every):
                     row, left = window.row(be, step, loss, config.max_steps)
                     row["lr"] = run.opt.lr
-                    say(f"step {step:>6}/{config.max_steps}  loss {row['loss']:.3f} (avg {row['loss_avg']:.3f})  "
-                        f"grad norm {row['grad_norm']:.2f}  {row['chars_per_sec']:,.0f} char/s  {left} left")
+                    say(
+                        f"step {step:>6}/{config.max_steps}  loss {row['loss']:.3f} "
+                        f"(avg {row['loss_avg']:.3f})  "
+                        f"grad norm {row['grad_norm']:.2f}  {row['chars_per_sec']:,.0f} char/s  {left} left"
+                    )
                 if len(run.val_ids) and due(config.eval_every):
-                    val_loss, val_acc = evaluate(model, run.val_ids, config.batch_size, config.seq_length,
-                                                 config.eval_batches)
+                    val_loss, val_acc = evaluate(
+                        model, run.val_ids, config.batch_size, config.seq_length, config.eval_batches
+                    )
                     row.update(step=step, val_loss=val_loss, val_acc=val_acc)
                     say(f"step {step:>6}  validation loss {val_loss:.3f}  accuracy {val_acc:.3f}")
                 if row:
@@ -211,19 +242,25 @@ def loop(run: Setup, metrics) -> TrainResult:
                     result.history.append(row)
                 if due(config.checkpoint_every) or step == config.max_steps or signals.caught is not None:
                     window.check_finite(be, step)
-                    save_checkpoint(run, step, run.elapsed + time.perf_counter() - t0, (result.history or [{}])[-1])
+                    save_checkpoint(
+                        run, step, run.elapsed + time.perf_counter() - t0, (result.history or [{}])[-1]
+                    )
             if step == run.step and not checkpoint.list_checkpoints(run.run_dir / "checkpoints"):
                 save_checkpoint(run, step, run.elapsed, {})  # a signal before the first step: keep the start
         except Diverged as exc:
-            raise Diverged(f"training stopped: {exc}; {_newest(run.run_dir)}. Try a smaller --lr, or clipping "
-                           "(--clip 5)") from None
+            raise Diverged(
+                f"training stopped: {exc}; {_newest(run.run_dir)}. Try a smaller --lr, or clipping (--clip 5)"
+            ) from None
         finally:
             result.step = step
         _plot_quietly(run.run_dir)
     result.checkpoint, result.stopped_by = checkpoint.find(run.run_dir), signals.caught
     if signals.caught:  # printed even with --quiet: it says how to go on
-        print(f"{signals.caught}: saved step {step} to {result.checkpoint}; continue with "
-              f"python -m minirnn.train --resume {run.run_dir} --max-steps {config.max_steps}", flush=True)
+        print(
+            f"{signals.caught}: saved step {step} to {result.checkpoint}; continue with "
+            f"python -m minirnn.train --resume {run.run_dir} --max-steps {config.max_steps}",
+            flush=True,
+        )
     else:
         say(f"done: step {step}, checkpoint {result.checkpoint}, curve {run.run_dir / 'loss.png'}")
     return result
@@ -248,10 +285,14 @@ def _plot_quietly(run_dir):
 
 def _duration(seconds: float) -> str:
     seconds = int(seconds)
-    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    return (
+        f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
+        if seconds >= 3600
+        else f"{seconds // 60}m{seconds % 60:02d}s"
+    )
 
 
-# -- the command line -----------------------------------------------------------------------------------------
+# -- the command line ----------------------------------------------------------------------------------------
 PROG = "minirnn.train"
 BAD_INPUT = (DataError, TrainError, CheckpointError, ConfigError, BackendError, TooBig)
 
@@ -260,20 +301,23 @@ def main(argv=None) -> int:
     try:
         cli.catch_ctrl_c()  # (before this line, a Ctrl-C already exits quietly: cli.quiet_until_main)
         config = parse(argv)
-        keep_freed_memory()  # every step reuses the last one's memory instead of faulting in fresh pages (malloc.py)
+        keep_freed_memory()  # each step reuses the last one's memory, not fresh pages (malloc.py)
         result = train(config)
     except BAD_INPUT as exc:
         return cli.fail(PROG, f"error: {exc}", 2)
     except Diverged as exc:
         return cli.fail(PROG, str(exc), 1)
     except (OSError, MemoryError) as exc:  # e.g. a full disk, or a run directory we may not write to
-        return cli.fail(PROG, f"error: {cli.describe(exc)}", 1, cli.machine_hint(exc, "python -m minirnn.train"))
+        return cli.fail(
+            PROG, f"error: {cli.describe(exc)}", 1, cli.machine_hint(exc, "python -m minirnn.train")
+        )
     except Interrupted as exc:  # a second signal: the step under way is lost, the checkpoints are not
         line, hint = f"{exc.signame}: stopped at once, without saving the step under way", None
         if exc.run_dir is not None:
             line += "; " + _newest(exc.run_dir, "newest")
-            hint = f"continue with python -m minirnn.train --resume {exc.run_dir}" + \
-                ("" if checkpoint.list_checkpoints(exc.run_dir / "checkpoints") else " (it starts again)")
+            hint = f"continue with python -m minirnn.train --resume {exc.run_dir}" + (
+                "" if checkpoint.list_checkpoints(exc.run_dir / "checkpoints") else " (it starts again)"
+            )
         return cli.fail(PROG, line, 128 + signal.Signals[exc.signame].value, hint)
     except KeyboardInterrupt:
         return cli.fail(PROG, "interrupted before training started", 130)

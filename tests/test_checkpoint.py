@@ -1,5 +1,6 @@
 """minirnn.checkpoint: atomic saves, keep the newest K, one clear error for every damaged checkpoint,
 and checkpoints written from a device backend that load on the CPU."""
+
 import json
 import os
 
@@ -85,14 +86,17 @@ def test_a_crash_before_the_json_is_renamed_leaves_the_previous_checkpoint(tmp_p
     assert checkpoint.load(tmp_path)[0]["step"] == 1
 
 
-@pytest.mark.parametrize("damage, match", [
-    ("truncate npz", "corrupt or truncated"),
-    ("flip npz byte", "corrupt or truncated"),
-    ("delete npz", "arrays file .* is missing"),
-    ("truncate json", "corrupt or truncated"),
-    ("other version", "format version 99"),
-    ("not ours", "not a minirnn checkpoint"),
-])
+@pytest.mark.parametrize(
+    "damage, match",
+    [
+        ("truncate npz", "corrupt or truncated"),
+        ("flip npz byte", "corrupt or truncated"),
+        ("delete npz", "arrays file .* is missing"),
+        ("truncate json", "corrupt or truncated"),
+        ("other version", "format version 99"),
+        ("not ours", "not a minirnn checkpoint"),
+    ],
+)
 def test_damaged_checkpoints_give_one_clear_line(tmp_path, damage, match):
     path = checkpoint.save(tmp_path, 4, arrays(), {})
     meta = json.loads(path.read_text())
@@ -140,9 +144,20 @@ def test_checkpoint_from_a_device_run_loads_samples_and_resumes_on_numpy(tmp_pat
 
     text = tmp_path / "t.txt"
     text.write_text("the quick brown fox jumps over the lazy dog. " * 30)
-    cfg = TrainConfig(data=str(text), hidden_size=8, batch_size=2, seq_length=6, max_steps=6, print_every=3,
-                      eval_every=3, checkpoint_every=3, out=str(tmp_path / "run"), cache_dir="", quiet=True,
-                      backend="strict")
+    cfg = TrainConfig(
+        data=str(text),
+        hidden_size=8,
+        batch_size=2,
+        seq_length=6,
+        max_steps=6,
+        print_every=3,
+        eval_every=3,
+        checkpoint_every=3,
+        out=str(tmp_path / "run"),
+        cache_dir="",
+        quiet=True,
+        backend="strict",
+    )
     result = train(cfg)
     assert isinstance(result.history, list) and result.step == 6
     meta, arrs = checkpoint.load(result.run_dir)

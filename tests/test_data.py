@@ -89,7 +89,7 @@ def test_only_regular_files_are_read(tmp_path, case, match):
 def test_a_text_too_large_for_memory_is_refused_before_reading(tmp_path, monkeypatch):
     path = tmp_path / "big.txt"
     path.write_text("ab" * 1000)
-    monkeypatch.setattr(checks, "machine_memory", lambda: 5000)  # a 2,000-byte text needs 20,000 bytes to read
+    monkeypatch.setattr(checks, "machine_memory", lambda: 5000)  # 2,000 bytes of text need 20,000 to read
     with pytest.raises(DataError, match="would need at least 19.5 KiB of memory; this machine has 4.9 KiB"):
         data.load_text(path)
 

@@ -2,6 +2,7 @@
 checkpoint, checkpoints that name code, checkpoints with wrong fields, and inputs that would hang or
 exhaust the machine. Each refusal is one line (and at most a hint line), the right exit status,
 no traceback, and nothing written."""
+
 import json
 import os
 import signal
@@ -23,8 +24,10 @@ from minirnn.rundir import RunBusy, RunDir
 from minirnn.train import TrainConfig, resume_config, train
 
 ROOT = Path(__file__).resolve().parents[1]
-TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
-        "First Citizen:\nYou are all resolved rather to die than to famish?\n\n") * 8
+TEXT = (
+    "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
+    "First Citizen:\nYou are all resolved rather to die than to famish?\n\n"
+) * 8
 TINY = ["--hidden-size", "16", "--batch-size", "4", "--seq-length", "8", "--cache-dir", ""]
 
 
@@ -32,8 +35,19 @@ def tiny(tmp_path, **kw) -> TrainConfig:
     data = tmp_path / "text.txt"
     if not data.exists():
         data.write_text(TEXT)
-    base = dict(data=str(data), hidden_size=16, batch_size=4, seq_length=8, max_steps=8, print_every=1,
-                eval_every=0, checkpoint_every=2, cache_dir="", quiet=True, out=str(tmp_path / "run"))
+    base = dict(
+        data=str(data),
+        hidden_size=16,
+        batch_size=4,
+        seq_length=8,
+        max_steps=8,
+        print_every=1,
+        eval_every=0,
+        checkpoint_every=2,
+        cache_dir="",
+        quiet=True,
+        out=str(tmp_path / "run"),
+    )
     return TrainConfig(**dict(base, **kw))
 
 
@@ -55,7 +69,7 @@ def assert_refused(status, err, code=2, *needles):
         assert needle in lines[0], lines[0]
 
 
-# -- one writer per run ----------------------------------------------------------------------------------------
+# -- one writer per run --------------------------------------------------------------------------------------
 # Each racer imports everything first, then waits for the same "go" file, so both reach the lock together.
 RACER = """
     import os, sys, time
@@ -68,8 +82,17 @@ RACER = """
 
 def race(cwd, *argvs):
     (cwd / "go").unlink(missing_ok=True)
-    procs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(RACER), *argv], cwd=cwd, env=env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for argv in argvs]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(RACER), *argv],
+            cwd=cwd,
+            env=env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for argv in argvs
+    ]
     time.sleep(1.5)  # the imports
     (cwd / "go").touch()
     return [(p.wait(timeout=120), *p.communicate()) for p in procs]
@@ -95,7 +118,7 @@ def test_two_fresh_runs_on_one_out_one_wins_and_the_other_changes_nothing(tmp_pa
 def test_two_resumes_at_once_one_wins_and_no_metrics_row_is_lost(tmp_path):
     (tmp_path / "t.txt").write_text(TEXT)
     train(tiny(tmp_path, max_steps=6, checkpoint_every=3))
-    for attempt, steps in enumerate((12, 18, 24)):
+    for steps in (12, 18, 24):
         resume = ["--resume", "run", "--max-steps", str(steps), "--quiet"]
         results = race(tmp_path, resume, resume)
         assert sorted(code for code, _, _ in results) == [0, 2], results
@@ -119,7 +142,7 @@ def test_a_held_run_is_refused_naming_its_process_and_left_as_it_is(tmp_path):
     assert train(resume_config(first.run_dir, max_steps=6)).step == 6  # released: it goes on
 
 
-# -- a kill between the writes of a checkpoint -------------------------------------------------------------------
+# -- a kill between the writes of a checkpoint ---------------------------------------------------------------
 KILLER = """
     import json, os, signal, sys
     from minirnn import checkpoint
@@ -143,24 +166,36 @@ def litter(run_dir: Path) -> list:
     named = {json.loads(p.read_text())["arrays"]["file"] for _, p in checkpoint.list_checkpoints(ckpts)}
     found = [p.name for p in run_dir.rglob("*") if p.name.endswith((".tmp", ".tmp.png"))]
     found += [p.name for p in ckpts.glob("*.npz") if p.name not in named]
-    found += [p.name for _, p in checkpoint.list_checkpoints(ckpts)
-              if not (ckpts / json.loads(p.read_text())["arrays"]["file"]).exists()]
+    found += [
+        p.name
+        for _, p in checkpoint.list_checkpoints(ckpts)
+        if not (ckpts / json.loads(p.read_text())["arrays"]["file"]).exists()
+    ]
     return found
 
 
-@pytest.mark.parametrize("point, nth, litter_left", [
-    ("arrays written", 2, True),  # half an arrays file under its temporary name
-    ("arrays renamed", 2, True),  # the arrays of step 4 in place, its JSON never written
-    ("json written", 2, True),  # the JSON's temporary
-    ("json renamed", 2, False),  # step 4 complete, before the prune
-    ("pruning", 1, True),  # the arrays of step 2 gone, its JSON not yet
-])
+@pytest.mark.parametrize(
+    "point, nth, litter_left",
+    [
+        ("arrays written", 2, True),  # half an arrays file under its temporary name
+        ("arrays renamed", 2, True),  # the arrays of step 4 in place, its JSON never written
+        ("json written", 2, True),  # the JSON's temporary
+        ("json renamed", 2, False),  # step 4 complete, before the prune
+        ("pruning", 1, True),  # the arrays of step 2 gone, its JSON not yet
+    ],
+)
 def test_a_kill_between_the_writes_loses_nothing_and_the_resume_sweeps(tmp_path, point, nth, litter_left):
     cfg = tiny(tmp_path, keep=1, dropout=0.25)
     whole = train(replace(cfg, out=str(tmp_path / "whole")))
     config = json.dumps(vars(replace(cfg, out=str(tmp_path / "run"))))
-    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(KILLER), point, str(nth), config], cwd=tmp_path,
-                            env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(KILLER), point, str(nth), config],
+        cwd=tmp_path,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGKILL
     run = tmp_path / "run"
@@ -189,7 +224,7 @@ def test_a_run_killed_before_its_first_checkpoint_can_be_resumed(tmp_path):
     assert len((first.run_dir / "metrics.jsonl").read_text().splitlines()) == 3
 
 
-# -- no code from a checkpoint ---------------------------------------------------------------------------------
+# -- no code from a checkpoint -------------------------------------------------------------------------------
 EVIL = "import pathlib\npathlib.Path('pwned').write_text('imported')\nclass Cell:\n    pass\n"
 
 
@@ -205,16 +240,25 @@ def evil_run(tmp_path):
     return run
 
 
-@pytest.mark.parametrize("command", [
-    ["minirnn.sample", "--checkpoint", "run"],
-    ["minirnn.sample", "--checkpoint", "run", "--cell", "lstm"],
-    ["minirnn.visualize", "--checkpoint", "run", "--text", "First"],
-    ["minirnn.train", "--resume", "run", "--max-steps", "4"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["minirnn.sample", "--checkpoint", "run"],
+        ["minirnn.sample", "--checkpoint", "run", "--cell", "lstm"],
+        ["minirnn.visualize", "--checkpoint", "run", "--text", "First"],
+        ["minirnn.train", "--resume", "run", "--max-steps", "4"],
+    ],
+)
 def test_a_checkpoint_naming_a_module_beside_it_does_not_import_it(evil_run, command):
     before = snapshot(evil_run)
-    proc = subprocess.run([sys.executable, "-m", *command], cwd=evil_run.parent, env=env(), capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", *command],
+        cwd=evil_run.parent,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert_refused(proc.returncode, proc.stderr, 2, "evil:Cell")
     assert ("--cell evil:Cell" in proc.stderr) != ("lstm" in command)  # says how to trust it, or what differs
     assert not (evil_run.parent / "pwned").exists()
@@ -232,7 +276,7 @@ def test_a_cell_by_import_path_loads_when_the_user_names_it(tmp_path):
     assert train(resume_config(run, max_steps=4, cell="minirnn.gru:GRU")).step == 4
 
 
-# -- hostile checkpoint fields ---------------------------------------------------------------------------------
+# -- hostile checkpoint fields -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def good_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("good")
@@ -253,45 +297,48 @@ DELETE = object()
 PCG = {"bit_generator": "PCG64", "state": {"state": -1, "inc": 1}, "has_uint32": 0, "uinteger": 0}
 
 
-@pytest.mark.parametrize("field, value, needle", [
-    ("format_version", "1", "format version '1'"),
-    ("step", -1, "step is -1"),
-    ("step", "3", "step is '3'"),
-    ("step", True, "step is True"),
-    ("vocab", "abc", "vocab is 'abc'"),
-    ("vocab", ["a"], "vocab is ['a']"),
-    ("vocab", ["ab", "c"], "vocab is"),
-    ("vocab", [1, 2], "vocab is"),
-    ("model.hidden_size", "16", "model.hidden_size is '16'"),
-    ("model.hidden_size", 0, "model.hidden_size is 0"),
-    ("model.num_layers", 2.0, "model.num_layers is 2.0"),
-    ("model.cell", 5, "model.cell is 5"),
-    ("model.cell", "nosuch", "model.cell is 'nosuch'"),
-    ("model.dropout", 1.5, "model.dropout is 1.5"),
-    ("model.vocab_size", 3, "model.vocab_size is 3 but the vocabulary"),
-    ("model.extra", 1, "model is"),
-    ("model", DELETE, None),  # a checkpoint may lack the model: load is fine, sampling refuses (below)
-    ("dtype", "float16", "dtype is 'float16'"),
-    ("elapsed", -5, "elapsed is -5"),
-    ("elapsed", float("nan"), "elapsed is nan"),
-    ("metrics", [], "metrics is []"),
-    ("optimizer.t", -1, "optimizer.t is -1"),
-    ("optimizer.t", DELETE, "optimizer but no optimizer.t"),
-    ("optimizer.lr", 0, "optimizer.lr is 0"),
-    ("optimizer.name", "sgd", "optimizer.name is 'sgd'"),
-    ("rng.dropout", 5, "rng.dropout is 5"),
-    ("rng.dropout", {"bit_generator": "MT19937"}, "rng.dropout is"),
-    ("rng.dropout", PCG, "rng.dropout is"),
-    ("data.batches.pointer", 10 ** 9, "data.batches.pointer 1000000000 is past"),
-    ("data.batches.epoch", -1, "data.batches.epoch is -1"),
-    ("data.batches.rng", "x", "data.batches.rng is 'x'"),
-    ("train.hidden_size", "x", "train.hidden_size is 'x'"),
-    ("train.seed", -1, "train.seed is -1"),
-    ("train.dtype", "int8", "train.dtype is 'int8'"),
-    ("arrays.file", "../../secret.npz", "arrays.file is '../../secret.npz'"),
-    ("arrays.sha256", "zz", "arrays.sha256 is 'zz'"),
-    ("arrays.names", "param.dec.W", "arrays.names is"),
-])
+@pytest.mark.parametrize(
+    "field, value, needle",
+    [
+        ("format_version", "1", "format version '1'"),
+        ("step", -1, "step is -1"),
+        ("step", "3", "step is '3'"),
+        ("step", True, "step is True"),
+        ("vocab", "abc", "vocab is 'abc'"),
+        ("vocab", ["a"], "vocab is ['a']"),
+        ("vocab", ["ab", "c"], "vocab is"),
+        ("vocab", [1, 2], "vocab is"),
+        ("model.hidden_size", "16", "model.hidden_size is '16'"),
+        ("model.hidden_size", 0, "model.hidden_size is 0"),
+        ("model.num_layers", 2.0, "model.num_layers is 2.0"),
+        ("model.cell", 5, "model.cell is 5"),
+        ("model.cell", "nosuch", "model.cell is 'nosuch'"),
+        ("model.dropout", 1.5, "model.dropout is 1.5"),
+        ("model.vocab_size", 3, "model.vocab_size is 3 but the vocabulary"),
+        ("model.extra", 1, "model is"),
+        ("model", DELETE, None),  # a checkpoint may lack the model: load is fine, sampling refuses (below)
+        ("dtype", "float16", "dtype is 'float16'"),
+        ("elapsed", -5, "elapsed is -5"),
+        ("elapsed", float("nan"), "elapsed is nan"),
+        ("metrics", [], "metrics is []"),
+        ("optimizer.t", -1, "optimizer.t is -1"),
+        ("optimizer.t", DELETE, "optimizer but no optimizer.t"),
+        ("optimizer.lr", 0, "optimizer.lr is 0"),
+        ("optimizer.name", "sgd", "optimizer.name is 'sgd'"),
+        ("rng.dropout", 5, "rng.dropout is 5"),
+        ("rng.dropout", {"bit_generator": "MT19937"}, "rng.dropout is"),
+        ("rng.dropout", PCG, "rng.dropout is"),
+        ("data.batches.pointer", 10**9, "data.batches.pointer 1000000000 is past"),
+        ("data.batches.epoch", -1, "data.batches.epoch is -1"),
+        ("data.batches.rng", "x", "data.batches.rng is 'x'"),
+        ("train.hidden_size", "x", "train.hidden_size is 'x'"),
+        ("train.seed", -1, "train.seed is -1"),
+        ("train.dtype", "int8", "train.dtype is 'int8'"),
+        ("arrays.file", "../../secret.npz", "arrays.file is '../../secret.npz'"),
+        ("arrays.sha256", "zz", "arrays.sha256 is 'zz'"),
+        ("arrays.names", "param.dec.W", "arrays.names is"),
+    ],
+)
 def test_hostile_checkpoint_fields_are_one_line_naming_the_field(good_run, tmp_path, field, value, needle):
     run = tmp_path / "copy"
     (run / "checkpoints").mkdir(parents=True)
@@ -320,18 +367,31 @@ def rewrite_arrays(run, change):
         arrays = {k: f[k] for k in f.files}
     change(arrays)
     npz.unlink()
-    checkpoint.save(path.parent, meta["step"], arrays, {k: v for k, v in meta.items()
-                                                        if k not in ("format", "format_version", "step", "arrays")})
+    checkpoint.save(
+        path.parent,
+        meta["step"],
+        arrays,
+        {k: v for k, v in meta.items() if k not in ("format", "format_version", "step", "arrays")},
+    )
 
 
-@pytest.mark.parametrize("change, needle", [
-    (lambda a: a.update({"param.dec.b": a["param.dec.b"].astype(numpy.float16)}), "param.dec.b has dtype float16"),
-    (lambda a: a.update({"param.dec.b": a["param.dec.b"].astype(numpy.int64)}), "param.dec.b has dtype int64"),
-    (lambda a: a["param.dec.W"].__setitem__((0, 0), numpy.nan), "param.dec.W holds NaN"),
-    (lambda a: a["opt.v.dec.b"].__setitem__(0, -1.0), "opt.v.dec.b (Adam's second moment) has negative"),
-    (lambda a: a.update({"opt.m.dec.b": a["opt.m.dec.b"][:1]}), "opt.m.dec.b has shape"),
-    (lambda a: a.update({"code.x": numpy.zeros(1, numpy.float32)}), "code.x is neither"),
-])
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        (
+            lambda a: a.update({"param.dec.b": a["param.dec.b"].astype(numpy.float16)}),
+            "param.dec.b has dtype float16",
+        ),
+        (
+            lambda a: a.update({"param.dec.b": a["param.dec.b"].astype(numpy.int64)}),
+            "param.dec.b has dtype int64",
+        ),
+        (lambda a: a["param.dec.W"].__setitem__((0, 0), numpy.nan), "param.dec.W holds NaN"),
+        (lambda a: a["opt.v.dec.b"].__setitem__(0, -1.0), "opt.v.dec.b (Adam's second moment) has negative"),
+        (lambda a: a.update({"opt.m.dec.b": a["opt.m.dec.b"][:1]}), "opt.m.dec.b has shape"),
+        (lambda a: a.update({"code.x": numpy.zeros(1, numpy.float32)}), "code.x is neither"),
+    ],
+)
 def test_hostile_checkpoint_arrays_are_one_line_naming_the_array(good_run, tmp_path, change, needle):
     run = tmp_path / "copy"
     (run / "checkpoints").mkdir(parents=True)
@@ -352,7 +412,7 @@ def test_model_sizes_that_disagree_with_the_arrays_allocate_nothing(good_run, tm
             checkpoint.build_model(wrong, arrays)
 
 
-# -- hostile command lines -------------------------------------------------------------------------------------
+# -- hostile command lines -----------------------------------------------------------------------------------
 @pytest.fixture
 def hostile(tmp_path, monkeypatch):
     """A directory with a text, a FIFO, a symlink loop and a run with only config.json; cwd is it."""
@@ -417,8 +477,9 @@ SAMPLE_CASES = [
 def test_hostile_sample_flags_are_one_line_exit_2(hostile, good_run, capsys, argv, needle):
     before = snapshot(hostile)
     try:
-        status = sample.main(["--checkpoint", str(good_run), *(["--prime", "F"] if "--prime-file" not in argv
-                                                                   else []), *argv])
+        status = sample.main(
+            ["--checkpoint", str(good_run), *(["--prime", "F"] if "--prime-file" not in argv else []), *argv]
+        )
     except SystemExit as exc:  # argparse's own errors exit from inside
         status = exc.code
     assert_refused(status, capsys.readouterr().err, 2, needle)
@@ -427,19 +488,52 @@ def test_hostile_sample_flags_are_one_line_exit_2(hostile, good_run, capsys, arg
 
 def test_a_long_prime_comes_from_a_file(good_run, tmp_path, capsys):
     (tmp_path / "prime.txt").write_text(TEXT * 40)  # 10,000+ characters; the command line caps one at 128 KiB
-    assert sample.main(["--checkpoint", str(good_run), "--prime-file", str(tmp_path / "prime.txt"),
-                        "--length", "5", "--seed", "0"]) == 0
+    assert (
+        sample.main(
+            [
+                "--checkpoint",
+                str(good_run),
+                "--prime-file",
+                str(tmp_path / "prime.txt"),
+                "--length",
+                "5",
+                "--seed",
+                "0",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.startswith(TEXT * 40)
 
 
 def test_sample_into_a_closed_pipe_and_ctrl_c_are_quiet(good_run):
-    cmd = [sys.executable, "-m", "minirnn.sample", "--checkpoint", str(good_run), "--prime", "F",
-           "--num-samples", "4", "--seed", "0", "--length"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "minirnn.sample",
+        "--checkpoint",
+        str(good_run),
+        "--prime",
+        "F",
+        "--num-samples",
+        "4",
+        "--seed",
+        "0",
+        "--length",
+    ]
     # 80,000 characters: more than a pipe holds, so the write meets the closed end
-    head = subprocess.run(" ".join(cmd) + " 20000 | head -c 10", shell=True, env=env(), capture_output=True, text=True,
-                          timeout=120)
+    head = subprocess.run(
+        " ".join(cmd) + " 20000 | head -c 10",
+        shell=True,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert len(head.stdout) == 10 and head.stderr == "", head.stderr
-    proc = subprocess.Popen(cmd + ["200000"], env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd + ["200000"], env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     time.sleep(2.0)  # past the imports: drawing 200,000 characters takes longer than this
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -448,9 +542,28 @@ def test_sample_into_a_closed_pipe_and_ctrl_c_are_quiet(good_run):
 
 def test_quiet_still_says_how_to_continue_after_a_signal(tmp_path):
     (tmp_path / "t.txt").write_text(TEXT)
-    proc = subprocess.Popen([sys.executable, "-m", "minirnn.train", "--data", "t.txt", *TINY, "--quiet",
-                             "--max-steps", "1000000", "--checkpoint-every", "0", "--out", "run"], cwd=tmp_path,
-                            env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "minirnn.train",
+            "--data",
+            "t.txt",
+            *TINY,
+            "--quiet",
+            "--max-steps",
+            "1000000",
+            "--checkpoint-every",
+            "0",
+            "--out",
+            "run",
+        ],
+        cwd=tmp_path,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 60
     while time.time() < deadline and not (tmp_path / "run" / "config.json").exists():
         time.sleep(0.05)
@@ -462,7 +575,7 @@ def test_quiet_still_says_how_to_continue_after_a_signal(tmp_path):
 
 
 def test_a_second_signal_stops_at_once_and_names_the_newest_checkpoint(tmp_path, monkeypatch, capsys):
-    """Two Ctrl-Cs inside step 5: the first asks for a save at the end of the step, the second stops at once."""
+    """Two Ctrl-Cs inside step 5: the first asks for a save after the step, the second stops at once."""
     real, calls = Adam.step, []
 
     def impatient(self, grads):
@@ -476,8 +589,18 @@ def test_a_second_signal_stops_at_once_and_names_the_newest_checkpoint(tmp_path,
     monkeypatch.setattr(train_module, "keep_freed_memory", lambda: False)
     text = tmp_path / "text.txt"
     text.write_text(TEXT)
-    argv = ["--data", str(text), *TINY, "--max-steps", "20", "--checkpoint-every", "3", "--quiet",
-            "--out", str(tmp_path / "run")]
+    argv = [
+        "--data",
+        str(text),
+        *TINY,
+        "--max-steps",
+        "20",
+        "--checkpoint-every",
+        "3",
+        "--quiet",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     assert train_module.main(argv) == 130
     line, hint = capsys.readouterr().err.strip().splitlines()
     assert "SIGINT: stopped at once" in line and "newest checkpoint is" in line and "ckpt-000003.json" in line

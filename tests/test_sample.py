@@ -1,5 +1,6 @@
 """minirnn.sample: generation from a checkpoint alone, priming that carries the state, temperature,
 top-k, greedy, seeds, batches of samples, and one-line errors."""
+
 import os
 import subprocess
 import sys
@@ -26,8 +27,14 @@ def run_dir(tmp_path_factory):
 
 def cli(*args, cwd):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "minirnn.sample", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "minirnn.sample", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_cli_samples_from_a_run_directory_without_the_data(run_dir):
@@ -74,9 +81,9 @@ def test_priming_carries_the_state_even_past_seq_length(run_dir):
         logits, state = model.step(be.asarray(numpy.array([i])), state)
     expected = pick(be.to_host(logits), numpy.random.default_rng(0), greedy=True)
     got = sample(model, vocab, prime, 1, greedy=True)[0]
-    assert got[len(prime):] == vocab.chars[int(expected[0])]
+    assert got[len(prime) :] == vocab.chars[int(expected[0])]
     # And the prime matters: a different prime, a different continuation (for this model and seed).
-    after_prime = sample(model, vocab, prime, 30, seed=0)[0][len(prime):]
+    after_prime = sample(model, vocab, prime, 30, seed=0)[0][len(prime) :]
     after_t = sample(model, vocab, "T", 30, seed=0)[0][1:]
     assert after_prime != after_t
 
@@ -90,12 +97,15 @@ def test_unknown_prime_characters_are_named(run_dir):
     assert "Traceback" not in proc.stderr and "'Z!'" in proc.stderr
 
 
-@pytest.mark.parametrize("flags, needle", [
-    (["--temperature", "0"], "--temperature"),
-    (["--top-k", "0"], "--top-k"),
-    (["--prime", ""], "prime text is empty"),
-    (["--num-samples", "0"], "--num-samples"),
-])
+@pytest.mark.parametrize(
+    "flags, needle",
+    [
+        (["--temperature", "0"], "--temperature"),
+        (["--top-k", "0"], "--top-k"),
+        (["--prime", ""], "prime text is empty"),
+        (["--num-samples", "0"], "--num-samples"),
+    ],
+)
 def test_bad_sampling_flags_exit_2(run_dir, flags, needle):
     proc = cli("--checkpoint", str(run_dir), *flags, cwd=run_dir.parent)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and needle in proc.stderr

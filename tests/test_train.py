@@ -1,5 +1,6 @@
 """minirnn.train: bad input (exit 2, one line, nothing written), determinism, exact resume,
 NaN stop, signals, metrics and the loss curve. Tiny configurations throughout."""
+
 import importlib.util
 import json
 import math
@@ -22,8 +23,10 @@ from minirnn.train import Diverged, TrainConfig, TrainError, build_parser, resum
 from . import strict_xp
 
 ROOT = Path(__file__).resolve().parents[1]
-TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
-        "First Citizen:\nYou are all resolved rather to die than to famish?\n\n") * 8
+TEXT = (
+    "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
+    "First Citizen:\nYou are all resolved rather to die than to famish?\n\n"
+) * 8
 TINY = ["--hidden-size", "16", "--batch-size", "4", "--seq-length", "8", "--cache-dir", ""]
 
 
@@ -31,8 +34,19 @@ def tiny(tmp_path, **kw) -> TrainConfig:
     data = tmp_path / "text.txt"
     if not data.exists():
         data.write_text(TEXT)
-    base = dict(data=str(data), hidden_size=16, batch_size=4, seq_length=8, max_steps=10, print_every=1,
-                eval_every=5, checkpoint_every=5, cache_dir="", quiet=True, out=str(tmp_path / "run"))
+    base = dict(
+        data=str(data),
+        hidden_size=16,
+        batch_size=4,
+        seq_length=8,
+        max_steps=10,
+        print_every=1,
+        eval_every=5,
+        checkpoint_every=5,
+        cache_dir="",
+        quiet=True,
+        out=str(tmp_path / "run"),
+    )
     return TrainConfig(**dict(base, **kw))
 
 
@@ -40,7 +54,9 @@ def cli(module, *args, cwd, **popen):
     env = dict(os.environ, PYTHONPATH=str(ROOT), XDG_CACHE_HOME=str(cwd / "xdg-cache"), MPLBACKEND="Agg")
     cmd = [sys.executable, "-m", module, *args]
     if popen:
-        return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -87,23 +103,26 @@ def test_bad_text_exits_2_with_one_line_and_writes_nothing(tmp_path, case):
     assert sorted(tmp_path.rglob("*")) == before  # no run directory, no cache (XDG_CACHE_HOME is in tmp_path)
 
 
-@pytest.mark.parametrize("flags, needle", [
-    (["--batch-size", "0"], "--batch-size must be a positive integer"),
-    (["--seq-length", "-3"], "--seq-length must be a positive integer"),
-    (["--hidden-size", "0"], "--hidden-size"),
-    (["--num-layers", "0"], "--num-layers"),
-    (["--max-steps", "0"], "--max-steps"),
-    (["--print-every", "0"], "--print-every"),
-    (["--keep", "0"], "--keep"),
-    (["--dropout", "1.0"], "--dropout must be in [0, 1)"),
-    (["--dropout", "-0.1"], "--dropout must be in [0, 1)"),
-    (["--lr", "0"], "--lr must be a positive number"),
-    (["--lr", "nan"], "--lr"),
-    (["--clip", "-1"], "--clip"),
-    (["--val-fraction", "1.5"], "--val-fraction"),
-    (["--cell", "nosuchcell"], "unknown cell"),
-    (["--cell", "nosuchmodule:Cell"], "cannot load cell"),
-])
+@pytest.mark.parametrize(
+    "flags, needle",
+    [
+        (["--batch-size", "0"], "--batch-size must be a positive integer"),
+        (["--seq-length", "-3"], "--seq-length must be a positive integer"),
+        (["--hidden-size", "0"], "--hidden-size"),
+        (["--num-layers", "0"], "--num-layers"),
+        (["--max-steps", "0"], "--max-steps"),
+        (["--print-every", "0"], "--print-every"),
+        (["--keep", "0"], "--keep"),
+        (["--dropout", "1.0"], "--dropout must be in [0, 1)"),
+        (["--dropout", "-0.1"], "--dropout must be in [0, 1)"),
+        (["--lr", "0"], "--lr must be a positive number"),
+        (["--lr", "nan"], "--lr"),
+        (["--clip", "-1"], "--clip"),
+        (["--val-fraction", "1.5"], "--val-fraction"),
+        (["--cell", "nosuchcell"], "unknown cell"),
+        (["--cell", "nosuchmodule:Cell"], "cannot load cell"),
+    ],
+)
 def test_nonsensical_flags_exit_2(tmp_path, flags, needle):
     (tmp_path / "t.txt").write_text(TEXT)
     proc = cli("minirnn.train", "--data", "t.txt", *TINY, *flags, cwd=tmp_path)
@@ -129,11 +148,24 @@ def test_an_existing_run_is_never_overwritten(tmp_path):
         train(tiny(tmp_path, out=str(tmp_path / "done")))
 
 
-# -- what a run writes -------------------------------------------------------------------------------------------
+# -- what a run writes ---------------------------------------------------------------------------------------
 def test_cli_run_writes_metrics_checkpoints_and_curve(tmp_path):
     (tmp_path / "t.txt").write_text(TEXT)
-    proc = cli("minirnn.train", "--data", "t.txt", *TINY, "--max-steps", "12", "--print-every", "4",
-               "--eval-every", "6", "--checkpoint-every", "4", cwd=tmp_path)
+    proc = cli(
+        "minirnn.train",
+        "--data",
+        "t.txt",
+        *TINY,
+        "--max-steps",
+        "12",
+        "--print-every",
+        "4",
+        "--eval-every",
+        "6",
+        "--checkpoint-every",
+        "4",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "char/s" in proc.stdout and "left" in proc.stdout and "validation loss" in proc.stdout
     (run,) = (tmp_path / "runs").iterdir()  # the default run directory: runs/<date-time>
@@ -150,8 +182,11 @@ def test_cli_run_writes_metrics_checkpoints_and_curve(tmp_path):
 
 def test_plot_reads_a_run_that_is_still_writing(tmp_path):
     from minirnn.plot import plot_run
-    rows = [{"step": 20, "loss": 3.4, "loss_avg": 3.6, "elapsed": 1.0},
-            {"step": 40, "loss": 3.3, "loss_avg": 3.35, "val_loss": 3.3, "val_acc": 0.2, "elapsed": 2.0}]
+
+    rows = [
+        {"step": 20, "loss": 3.4, "loss_avg": 3.6, "elapsed": 1.0},
+        {"step": 40, "loss": 3.3, "loss_avg": 3.35, "val_loss": 3.3, "val_acc": 0.2, "elapsed": 2.0},
+    ]
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 60, "lo')
     assert plot_run(tmp_path, tutorial=True).stat().st_size > 0
 
@@ -190,16 +225,22 @@ def test_cli_resume_continues_and_checks_the_checkpoint(tmp_path):
     assert proc.returncode == 0, proc.stderr
 
     def read(run):
-        return [json.loads(line)["loss"] for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+        return [
+            json.loads(line)["loss"] for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+        ]
 
     assert read("one") == read("two")
     # Settings that define the run cannot change on resume; --max-steps must go beyond the checkpoint.
-    assert_one_line_error(cli("minirnn.train", "--resume", "two", "--hidden-size", "32", cwd=tmp_path), "--hidden-size")
+    assert_one_line_error(
+        cli("minirnn.train", "--resume", "two", "--hidden-size", "32", cwd=tmp_path), "--hidden-size"
+    )
     assert_one_line_error(cli("minirnn.train", "--resume", "two", "--max-steps", "6", cwd=tmp_path), "step 6")
     # Another text, another vocabulary.
     (tmp_path / "other.txt").write_text(TEXT.upper())
-    assert_one_line_error(cli("minirnn.train", "--resume", "two", "--data", "other.txt", "--max-steps", "9",
-                              cwd=tmp_path), "vocabulary")
+    assert_one_line_error(
+        cli("minirnn.train", "--resume", "two", "--data", "other.txt", "--max-steps", "9", cwd=tmp_path),
+        "vocabulary",
+    )
 
 
 @pytest.mark.parametrize("damage", ["truncate", "version"])
@@ -220,17 +261,26 @@ def test_resume_from_a_damaged_checkpoint_exits_2(tmp_path, damage):
 
 
 def test_no_host_sync_between_the_edges(tmp_path):
-    """On the strict device stand-in, 10 more steps between the same edges cost no extra device-to-host copy."""
+    """On the strict device stand-in, 10 more steps between the same edges cost no more host copies."""
     counts = []
     for steps in (5, 15):
         before = strict_xp.TRANSFERS["to_host"]
-        train(tiny(tmp_path, out=str(tmp_path / f"r{steps}"), backend="strict", max_steps=steps, print_every=steps,
-                   eval_every=0, checkpoint_every=0))
+        train(
+            tiny(
+                tmp_path,
+                out=str(tmp_path / f"r{steps}"),
+                backend="strict",
+                max_steps=steps,
+                print_every=steps,
+                eval_every=0,
+                checkpoint_every=0,
+            )
+        )
         counts.append(strict_xp.TRANSFERS["to_host"] - before)
     assert counts[0] == counts[1]
 
 
-# -- failures during training ------------------------------------------------------------------------------------
+# -- failures during training --------------------------------------------------------------------------------
 def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     real = CharRNN.loss_and_grads
     calls = []
@@ -255,8 +305,25 @@ def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeyp
 def test_nan_from_the_cli_exits_1_with_a_message(tmp_path):
     # A learning rate of 1e38 with clipping off overflows float32 within a few steps.
     (tmp_path / "t.txt").write_text(TEXT)
-    proc = cli("minirnn.train", "--data", "t.txt", *TINY, "--lr", "1e38", "--clip", "0", "--max-steps", "50",
-               "--print-every", "1", "--checkpoint-every", "1", "--out", "run", cwd=tmp_path)
+    proc = cli(
+        "minirnn.train",
+        "--data",
+        "t.txt",
+        *TINY,
+        "--lr",
+        "1e38",
+        "--clip",
+        "0",
+        "--max-steps",
+        "50",
+        "--print-every",
+        "1",
+        "--checkpoint-every",
+        "1",
+        "--out",
+        "run",
+        cwd=tmp_path,
+    )
     if proc.returncode == 0:
         pytest.skip("this platform's float32 did not overflow")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
@@ -269,8 +336,24 @@ def test_nan_from_the_cli_exits_1_with_a_message(tmp_path):
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_saves_a_checkpoint_and_exits_cleanly(tmp_path, sig, code):
     (tmp_path / "t.txt").write_text(TEXT)
-    proc = cli("minirnn.train", "--data", "t.txt", *TINY, "--max-steps", "1000000", "--print-every", "1",
-               "--eval-every", "0", "--checkpoint-every", "0", "--out", "run", cwd=tmp_path, popen=True)
+    proc = cli(
+        "minirnn.train",
+        "--data",
+        "t.txt",
+        *TINY,
+        "--max-steps",
+        "1000000",
+        "--print-every",
+        "1",
+        "--eval-every",
+        "0",
+        "--checkpoint-every",
+        "0",
+        "--out",
+        "run",
+        cwd=tmp_path,
+        popen=True,
+    )
     metrics = tmp_path / "run" / "metrics.jsonl"
     deadline = time.time() + 60
     while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 3):
@@ -285,11 +368,19 @@ def test_signal_saves_a_checkpoint_and_exits_cleanly(tmp_path, sig, code):
     assert resumed.step == meta["step"] + 2
 
 
-# -- defaults --------------------------------------------------------------------------------------------------
+# -- defaults ------------------------------------------------------------------------------------------------
 def test_defaults_are_the_tutorials_and_bounded():
     d = TrainConfig()
-    assert (d.lr, d.batch_size, d.seq_length, d.hidden_size, d.num_layers, d.cell, d.clip, d.print_every) == \
-        (1e-3, 128, 50, 256, 2, "lstm", 5.0, 20)
+    assert (d.lr, d.batch_size, d.seq_length, d.hidden_size, d.num_layers, d.cell, d.clip, d.print_every) == (
+        1e-3,
+        128,
+        50,
+        256,
+        2,
+        "lstm",
+        5.0,
+        20,
+    )
     assert d.max_steps <= 500 and d.keep == 2 and d.data is None
     args = vars(build_parser().parse_args([]))
     assert TrainConfig(**args) == d
