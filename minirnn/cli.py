@@ -127,16 +127,21 @@ def machine_hint(exc: BaseException, command: str) -> str | None:
     return None
 
 
-def internal_error(prog: str, exc: Exception) -> int:
-    """An error that is minirnn's fault, not the input's: one line, or the traceback with MINIRNN_DEBUG=1."""
-    if os.environ.get("MINIRNN_DEBUG"):
-        raise exc
-    return fail(
-        prog,
-        f"internal error: {type(exc).__name__}: {exc}",
-        1,
-        "this is a bug in minirnn; MINIRNN_DEBUG=1 shows where, please report it with the command",
-    )
+def run(prog: str, main) -> int:
+    """``python -m minirnn.<command>``: ``main()``, with a last net under it. An exception that main() does
+    not expect is a bug in minirnn, not bad input: one line (MINIRNN_DEBUG=1 shows the traceback), status 1.
+    (main() called from Python, as the tests do, lets such an exception through.)"""
+    try:
+        return main()
+    except Exception as exc:
+        if os.environ.get("MINIRNN_DEBUG"):
+            raise
+        return fail(
+            prog,
+            f"internal error: {type(exc).__name__}: {exc}",
+            1,
+            "this is a bug in minirnn: MINIRNN_DEBUG=1 shows where; please report it with the command",
+        )
 
 
 def quiet_broken_pipe() -> int:

@@ -193,10 +193,8 @@ def main(argv=None) -> int:
         return cli.fail(PROG, f"error: {cli.describe(exc)}", 1 if isinstance(exc, MemoryError) else 2)
     except KeyboardInterrupt:  # Ctrl-C: the shell's quiet 130
         return 130
-    except Exception as exc:
-        return cli.internal_error(PROG, exc)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(PROG, main))

@@ -224,11 +224,7 @@ def loop(run: Setup, metrics) -> TrainResult:
                 if due(config.print_every):
                     row, left = window.row(be, step, loss, config.max_steps)
                     row["lr"] = run.opt.lr
-                    say(
-                        f"step {step:>6}/{config.max_steps}  loss {row['loss']:.3f} "
-                        f"(avg {row['loss_avg']:.3f})  "
-                        f"grad norm {row['grad_norm']:.2f}  {row['chars_per_sec']:,.0f} char/s  {left} left"
-                    )
+                    say(progress_line(row, config.max_steps, left))
                 if len(run.val_ids) and due(config.eval_every):
                     val_loss, val_acc = evaluate(
                         model, run.val_ids, config.batch_size, config.seq_length, config.eval_batches
@@ -264,6 +260,13 @@ def loop(run: Setup, metrics) -> TrainResult:
     else:
         say(f"done: step {step}, checkpoint {result.checkpoint}, curve {run.run_dir / 'loss.png'}")
     return result
+
+
+def progress_line(row: dict, max_steps: int, left: str) -> str:
+    return (
+        f"step {row['step']:>6}/{max_steps}  loss {row['loss']:.3f} (avg {row['loss_avg']:.3f})  "
+        f"grad norm {row['grad_norm']:.2f}  {row['chars_per_sec']:,.0f} char/s  {left} left"
+    )
 
 
 def _newest(run_dir, adjective="last good") -> str:
@@ -321,10 +324,8 @@ def main(argv=None) -> int:
         return cli.fail(PROG, line, 128 + signal.Signals[exc.signame].value, hint)
     except KeyboardInterrupt:
         return cli.fail(PROG, "interrupted before training started", 130)
-    except Exception as exc:  # a bug: still one line, and the traceback on request
-        return cli.internal_error(PROG, exc)
     return 128 + signal.Signals[result.stopped_by].value if result.stopped_by else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(PROG, main))

@@ -158,6 +158,9 @@ def test_training_command_takes_a_user_cell(tmp_path):
     sample = [sys.executable, "-m", "minirnn.sample", "--checkpoint", str(tmp_path / "run"), "--prime", "the ",
               "--length", "20", "--seed", "0"]
     out = subprocess.run(sample, cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "pass --cell test_appendix:MinimalGatedUnit" in out.stderr  # never unasked
+    sample += ["--cell", "test_appendix:MinimalGatedUnit"]
+    out = subprocess.run(sample, cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
 
 
