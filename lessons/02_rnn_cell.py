@@ -15,18 +15,22 @@
 # compare it with `minirnn.rnn.RNN`, and check both against finite
 # differences. The derivation is in docs/derivations.md#vanilla-rnn.
 #
-# Run it: `python lessons/02_rnn_cell.py` (a few seconds).
+# Run it: `python lessons/02_rnn_cell.py` (a few seconds), or open it as a notebook
+# (Jupyter with jupytext, VS Code, PyCharm: the `# %%` lines are its cells).
+# Quick mode runs it in seconds with tiny settings, whose numbers mean little:
+# `MINIRNN_QUICK=1 python lessons/02_rnn_cell.py`, or in a notebook `QUICK = True` in
+# the first code cell.
 
 # %%
-from lesson_setup import QUICK, figures, save_figure  # first: one BLAS thread, plots to files, minirnn importable
-
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 
-from minirnn.gradcheck import check_cell, format_table, numerical_gradient, rel_error
 from minirnn.backend import get_backend
+from minirnn.gradcheck import check_cell, format_table, numerical_gradient, rel_error
+from minirnn.lessons import figures, quick, save_figure
 from minirnn.rnn import RNN
 
+QUICK = quick()  # MINIRNN_QUICK=1: tiny settings. In a notebook you may write QUICK = True here
 FIGURES = figures("02_rnn_cell")
 
 # %% [markdown]

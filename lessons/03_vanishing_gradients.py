@@ -16,18 +16,22 @@
 # for every earlier $t$, for vanilla RNNs with three sizes of $W_h$ and for an
 # LSTM. docs/bptt.md explains BPTT; lesson 4 explains why the LSTM differs.
 #
-# Run it: `python lessons/03_vanishing_gradients.py` (a few seconds).
+# Run it: `python lessons/03_vanishing_gradients.py` (a few seconds), or open it as a notebook
+# (Jupyter with jupytext, VS Code, PyCharm: the `# %%` lines are its cells).
+# Quick mode runs it in seconds with tiny settings, whose numbers mean little:
+# `MINIRNN_QUICK=1 python lessons/03_vanishing_gradients.py`, or in a notebook `QUICK = True` in
+# the first code cell.
 
 # %%
-from lesson_setup import QUICK, figures, save_figure  # first: one BLAS thread, plots to files, minirnn importable
-
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 
 from minirnn.gradcheck import rel_error
+from minirnn.lessons import figures, quick, save_figure
 from minirnn.lstm import LSTM
 from minirnn.rnn import RNN
 
+QUICK = quick()  # MINIRNN_QUICK=1: tiny settings. In a notebook you may write QUICK = True here
 FIGURES = figures("03_vanishing_gradients")
 
 T = 40 if QUICK else 100  # time steps; try 300

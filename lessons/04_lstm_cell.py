@@ -17,18 +17,22 @@
 # (`Wx` is (D, 4H), gate order i, f, o, g) so that one matrix product serves
 # all four. The backward pass is derived in docs/derivations.md#lstm.
 #
-# Run it: `python lessons/04_lstm_cell.py` (a few seconds).
+# Run it: `python lessons/04_lstm_cell.py` (a few seconds), or open it as a notebook
+# (Jupyter with jupytext, VS Code, PyCharm: the `# %%` lines are its cells).
+# Quick mode runs it in seconds with tiny settings, whose numbers mean little:
+# `MINIRNN_QUICK=1 python lessons/04_lstm_cell.py`, or in a notebook `QUICK = True` in
+# the first code cell.
 
 # %%
-from lesson_setup import QUICK, figures, save_figure  # first: one BLAS thread, plots to files, minirnn importable
-
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 
 from minirnn.backend import get_backend
 from minirnn.gradcheck import check_cell, format_table, rel_error
+from minirnn.lessons import figures, quick, save_figure
 from minirnn.lstm import LSTM, lstm_pointwise_backward
 
+QUICK = quick()  # MINIRNN_QUICK=1: tiny settings. In a notebook you may write QUICK = True here
 FIGURES = figures("04_lstm_cell")
 
 # %% [markdown]

@@ -13,17 +13,21 @@
 # at *truncated* BPTT: cutting a long text into windows and carrying the
 # state from one window to the next. The details: docs/bptt.md.
 #
-# Run it: `python lessons/05_bptt_and_masks.py` (a few seconds).
+# Run it: `python lessons/05_bptt_and_masks.py` (a few seconds), or open it as a notebook
+# (Jupyter with jupytext, VS Code, PyCharm: the `# %%` lines are its cells).
+# Quick mode runs it in seconds with tiny settings, whose numbers mean little:
+# `MINIRNN_QUICK=1 python lessons/05_bptt_and_masks.py`, or in a notebook `QUICK = True` in
+# the first code cell.
 
 # %%
-from lesson_setup import QUICK, figures, save_figure  # first: one BLAS thread, plots to files, minirnn importable
-
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 
 from minirnn import CharRNN, ModelConfig, get_backend
 from minirnn.gradcheck import check_model, format_table, rel_error
+from minirnn.lessons import figures, quick, save_figure
 
+QUICK = quick()  # MINIRNN_QUICK=1: tiny settings. In a notebook you may write QUICK = True here
 FIGURES = figures("05_bptt_and_masks")
 
 be = get_backend("numpy", "float64")  # float64: we compare numbers to many digits

@@ -14,22 +14,26 @@
 # happens without clipping, or with a learning rate that is too high?
 # Equations and the reasons: docs/optim.md.
 #
-# Run it: `python lessons/06_training.py` (about 15 seconds; `MINIRNN_QUICK=1`: a few).
+# Run it: `python lessons/06_training.py` (about 15 seconds), or open it as a notebook
+# (Jupyter with jupytext, VS Code, PyCharm: the `# %%` lines are its cells).
+# Quick mode runs it in seconds with tiny settings, whose numbers mean little:
+# `MINIRNN_QUICK=1 python lessons/06_training.py`, or in a notebook `QUICK = True` in
+# the first code cell.
 
 # %%
-from lesson_setup import QUICK, figures, save_figure  # first: one BLAS thread, plots to files, minirnn importable
-
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 
 from minirnn import Adam, CharRNN, ModelConfig, clip_by_global_norm, data, get_backend
 from minirnn.gradcheck import rel_error
+from minirnn.lessons import figures, quick, save_figure
 from minirnn.train import TrainConfig, train
 
+QUICK = quick()  # MINIRNN_QUICK=1: tiny settings. In a notebook you may write QUICK = True here
 FIGURES = figures("06_training")
 
 STEPS = 40 if QUICK else 300  # training steps per experiment; try 1000

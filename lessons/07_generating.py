@@ -18,21 +18,25 @@
 # explained in docs/bptt.md; every flag of `python -m minirnn.sample` and
 # `python -m minirnn.visualize` is in docs/flags.md and docs/index.md.
 #
-# Run it: `python lessons/07_generating.py` (about 20 seconds).
+# Run it: `python lessons/07_generating.py` (about 20 seconds), or open it as a notebook
+# (Jupyter with jupytext, VS Code, PyCharm: the `# %%` lines are its cells).
+# Quick mode runs it in seconds with tiny settings, whose numbers mean little:
+# `MINIRNN_QUICK=1 python lessons/07_generating.py`, or in a notebook `QUICK = True` in
+# the first code cell.
 
 # %%
-from lesson_setup import QUICK, figures, save_figure  # first: one BLAS thread, plots to files, minirnn importable
-
 import shutil
 
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 
 from minirnn import data
+from minirnn.lessons import figures, quick, save_figure, show_image
 from minirnn.sample import load_model, sample
 from minirnn.train import TrainConfig, train
 from minirnn.visualize import visualize
 
+QUICK = quick()  # MINIRNN_QUICK=1: tiny settings. In a notebook you may write QUICK = True here
 FIGURES = figures("07_generating")
 
 STEPS = 20 if QUICK else 700  # try 3000 (a few minutes) for much better text
@@ -162,4 +166,5 @@ passage = text[-1000:-600] if QUICK else text[-1500:-800]  # from the validation
 tr, unit = visualize(model, vocab, passage, out=FIGURES / "visualize.html", png=FIGURES / "visualize.png",
                      title=f"lesson 7: an LSTM of 128 units after {STEPS} steps")
 print(f"unit {unit}; mean probability of the next character {np.nanmean(tr.confidence):.2f}")
-print(f"wrote {FIGURES / 'visualize.html'} and {FIGURES / 'visualize.png'}")
+print(f"wrote {FIGURES / 'visualize.html'}")
+show_image(FIGURES / "visualize.png")

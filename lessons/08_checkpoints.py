@@ -22,20 +22,24 @@
 # it shows what goes wrong when only the parameters are saved. The format is
 # described field by field in docs/checkpoints.md.
 #
-# Run it: `python lessons/08_checkpoints.py` (about 15 seconds).
+# Run it: `python lessons/08_checkpoints.py` (about 15 seconds), or open it as a notebook
+# (Jupyter with jupytext, VS Code, PyCharm: the `# %%` lines are its cells).
+# Quick mode runs it in seconds with tiny settings, whose numbers mean little:
+# `MINIRNN_QUICK=1 python lessons/08_checkpoints.py`, or in a notebook `QUICK = True` in
+# the first code cell.
 
 # %%
-from lesson_setup import QUICK, figures, save_figure  # first: one BLAS thread, plots to files, minirnn importable
-
 import json
 import shutil
 
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 
 from minirnn import Adam, CharRNN, ModelConfig, checkpoint, clip_by_global_norm, data
+from minirnn.lessons import figures, quick, save_figure
 from minirnn.train import TrainConfig, resume_config, train
 
+QUICK = quick()  # MINIRNN_QUICK=1: tiny settings. In a notebook you may write QUICK = True here
 FIGURES = figures("08_checkpoints")
 
 HALF = 10 if QUICK else 200  # steps before the stop; the run has twice as many

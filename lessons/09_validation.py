@@ -15,20 +15,24 @@
 #   what tells you more (a model can grow more confident without changing its
 #   first choice).
 #
-# Run it: `python lessons/09_validation.py` (about 20 seconds).
+# Run it: `python lessons/09_validation.py` (about 20 seconds), or open it as a notebook
+# (Jupyter with jupytext, VS Code, PyCharm: the `# %%` lines are its cells).
+# Quick mode runs it in seconds with tiny settings, whose numbers mean little:
+# `MINIRNN_QUICK=1 python lessons/09_validation.py`, or in a notebook `QUICK = True` in
+# the first code cell.
 
 # %%
-from lesson_setup import QUICK, figures, save_figure  # first: one BLAS thread, plots to files, minirnn importable
-
 import shutil
 
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 
 from minirnn import Adam, CharRNN, ModelConfig, clip_by_global_norm, data, get_backend
 from minirnn.layers import accuracy
+from minirnn.lessons import figures, quick, save_figure, show_image
 from minirnn.train import TrainConfig, evaluate, train
 
+QUICK = quick()  # MINIRNN_QUICK=1: tiny settings. In a notebook you may write QUICK = True here
 FIGURES = figures("09_validation")
 
 STEPS = 30 if QUICK else 800
@@ -142,4 +146,4 @@ for row in result.history:
     if "val_loss" in row:
         print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()
                if k in ("step", "loss", "val_loss", "val_acc")})
-print("curves drawn by minirnn.plot:", (run_dir / "loss.png").is_file())
+show_image(run_dir / "loss.png")  # drawn by minirnn.plot when the run ended

@@ -16,19 +16,23 @@
 # one multiply-add per character.) The equations of the three
 # cells: docs/derivations.md; their parameters: docs/parameters.md.
 #
-# Run it: `python lessons/10_cell_comparison.py` (about 30 seconds).
+# Run it: `python lessons/10_cell_comparison.py` (about 30 seconds), or open it as a notebook
+# (Jupyter with jupytext, VS Code, PyCharm: the `# %%` lines are its cells).
+# Quick mode runs it in seconds with tiny settings, whose numbers mean little:
+# `MINIRNN_QUICK=1 python lessons/10_cell_comparison.py`, or in a notebook `QUICK = True` in
+# the first code cell.
 
 # %%
-from lesson_setup import QUICK, figures, save_figure  # first: one BLAS thread, plots to files, minirnn importable
-
 import time
 
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 
 from minirnn import Adam, CharRNN, ModelConfig, clip_by_global_norm, data, get_backend, num_params
+from minirnn.lessons import figures, quick, save_figure
 from minirnn.train import evaluate
 
+QUICK = quick()  # MINIRNN_QUICK=1: tiny settings. In a notebook you may write QUICK = True here
 FIGURES = figures("10_cell_comparison")
 
 BUDGET = "params"  # "params": same parameters and steps; "time": same parameters and seconds

@@ -20,19 +20,23 @@
 #   loss was lowest (lesson 8's checkpoints make that easy);
 # * **a smaller model**: fewer parameters, less room to memorise.
 #
-# Run it: `python lessons/11_regularisation.py` (about 40 seconds).
+# Run it: `python lessons/11_regularisation.py` (about 40 seconds), or open it as a notebook
+# (Jupyter with jupytext, VS Code, PyCharm: the `# %%` lines are its cells).
+# Quick mode runs it in seconds with tiny settings, whose numbers mean little:
+# `MINIRNN_QUICK=1 python lessons/11_regularisation.py`, or in a notebook `QUICK = True` in
+# the first code cell.
 
 # %%
-from lesson_setup import QUICK, figures, save_figure  # first: one BLAS thread, plots to files, minirnn importable
-
 import time
 
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 
 from minirnn import Adam, CharRNN, ModelConfig, clip_by_global_norm, data, get_backend
+from minirnn.lessons import figures, quick, save_figure
 from minirnn.train import evaluate
 
+QUICK = quick()  # MINIRNN_QUICK=1: tiny settings. In a notebook you may write QUICK = True here
 FIGURES = figures("11_regularisation")
 
 STEPS = 60 if QUICK else 600  # about 100 passes over the small training text

@@ -16,21 +16,24 @@
 # `Bidirectional` in `minirnn/bidirectional.py` and the gap-filling task in
 # `minirnn/gapfill.py`. docs/appendix.md explains them in detail.
 #
-# Run it: `python lessons/12_appendix.py` (about 20 seconds).
+# Run it: `python lessons/12_appendix.py` (about 20 seconds), or open it as a notebook
+# (Jupyter with jupytext, VS Code, PyCharm: the `# %%` lines are its cells).
+# Quick mode runs it in seconds with tiny settings, whose numbers mean little:
+# `MINIRNN_QUICK=1 python lessons/12_appendix.py`, or in a notebook `QUICK = True` in
+# the first code cell.
 
 # %%
-from lesson_setup import QUICK, figures, save_figure  # first: one BLAS thread, plots to files, minirnn importable
-
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 
-from minirnn import LSTM, CharRNN, ModelConfig, get_backend
-from minirnn import gapfill
+from minirnn import LSTM, CharRNN, ModelConfig, gapfill, get_backend
 from minirnn.cell import Cell
 from minirnn.gradcheck import check_cell, format_table, rel_error
 from minirnn.init import gate_kernels
+from minirnn.lessons import figures, quick, save_figure
 from minirnn.wrappers import DenseDecoderCell, StackedCell, decoded_lm_backward, decoded_lm_loss
 
+QUICK = quick()  # MINIRNN_QUICK=1: tiny settings. In a notebook you may write QUICK = True here
 FIGURES = figures("12_appendix")
 
 # %% [markdown]
