@@ -53,7 +53,8 @@ HIDDEN = {"rnn": 128, "lstm": 64}  # small models: this lesson is about the opti
 #
 # (The fraction in the middle undoes the bias of $m$ and $v$ towards their
 # zero start; TensorFlow, and minirnn, fold it into the step size.) Three
-# steps by hand against `minirnn.Adam`: you should see differences around 1e-16.
+# steps by hand against `minirnn.Adam`: you should see differences of 0, or
+# around 1e-16 if the arithmetic runs in another order.
 
 # %%
 rng = np.random.default_rng(0)

@@ -128,12 +128,13 @@ for c in "The k":
     logits, state = model.step(be.asarray(np.array([vocab.index[c]])), state)
 z = be.to_host(logits)[0].astype(np.float64)
 top = np.argsort(-z)[:12]
+SHOWN = {" ": "␣", "\n": "\\n"}  # characters with no mark of their own get a visible symbol
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.5), sharey=True)
 for ax, tau in zip(axes, (0.5, 1.0, 1.5)):
     p = softmax(z / tau)
-    ax.bar([repr(vocab.chars[i])[1:-1] for i in top], p[top])
+    ax.bar([SHOWN.get(vocab.chars[i], vocab.chars[i]) for i in top], p[top])
     ax.set_title(f"temperature {tau}")
-    ax.set_xlabel('next character after "The k"')
+    ax.set_xlabel('next character after "The k" (␣: a space)')
 axes[0].set_ylabel("probability")
 save_figure(fig, FIGURES / "temperature.png")
 
