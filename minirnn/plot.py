@@ -64,12 +64,12 @@ def plot_run(run_dir, out=None, tutorial=False) -> Path:
         ax2.plot(steps, vacc, "o-", color="C2")
     if tutorial:
         ax.plot(list(TUTORIAL), list(TUTORIAL.values()), "x", color="k", label="TensorFlow tutorial")
-    ax.set(xlabel="step", ylabel="cross-entropy (nats per character)", title="Training and validation loss")
-    ax.legend()
+    ax.set(xlabel="step", ylabel="cross-entropy (nats per character)", title="Loss: training and validation")
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    ax2.set(xlabel="step", ylabel="validation accuracy",
-            title="Validation accuracy: the most likely next character is right")
-    fig.suptitle(f"run {Path(run_dir).resolve().name}", fontsize=9, color="gray")  # which run, beside what
+    ax2.set(xlabel="step", ylabel="share of next characters ranked first",
+            title="Validation accuracy")
+    fig.suptitle(f"run directory: {Path(run_dir).resolve().name}", fontsize=9, color="gray")  # which run
     ax2.grid(alpha=0.3)
     out = Path(out) if out else Path(run_dir) / "loss.png"
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.png")
