@@ -55,6 +55,7 @@ print(text[:300])
 # %%
 vocab = data.Vocab.from_text(text)
 print(f"vocabulary of {len(vocab)} characters:", repr("".join(vocab.chars)))
+assert len(vocab) == 65 and vocab.chars[0] == " "
 ids = vocab.encode(text)
 print("ids:", ids[:20], "...", ids.dtype, ids.shape)
 print("decode(ids[:20]) =", repr(vocab.decode(ids[:20])))
@@ -113,6 +114,7 @@ print("row 0 of batch 1 begins ", repr(vocab.decode(batches.x[1][0, :10])))
 
 # %%
 counts = np.bincount(ids, minlength=len(vocab))
+print("the rarest:", ", ".join(f"{vocab.chars[i]!r} {counts[i]}" for i in np.argsort(counts)[:4]))
 fig, ax = plt.subplots(figsize=(12, 3.5))
 ax.bar(range(len(vocab)), counts)
 ax.set_yscale("log")

@@ -45,8 +45,8 @@ STEPS = 20 if QUICK else 700  # try 3000 (a few minutes) for much better text
 # ## A model to generate with
 #
 # `minirnn.train.train` is what `python -m minirnn.train` runs. A one-layer
-# LSTM of 128 units, 700 steps: about 15 seconds, and a validation loss near
-# 2.1, enough for word-like text (the tutorial's bigger model reaches about
+# LSTM of 128 units, 700 steps: about 15 seconds on an idle CPU, and a
+# validation loss near 2.1 (printed at the end of the run), enough for word-like text (the tutorial's bigger model reaches about
 # 1.5 after a few thousand steps). The run directory (checkpoints, metrics,
 # loss curve) goes into the figures folder.
 
@@ -153,9 +153,10 @@ save_figure(fig, FIGURES / "temperature.png")
 # them), the ends of common words (`the`, `you`, `my lord`) green, and the
 # first letter of most words pale: the start of a word is hard to guess, its
 # end is not. The unit shown is the one whose activation varies most over
-# the text. In our run (700 steps, seed 0) it is unit 83, and it has learnt
-# something you can name: it is red across the speakers' names in capitals
-# (`ANTONIO:`) and mostly blue inside the lines of speech. Open
+# the text (its number is printed below). It may have learnt something you
+# can name, such as red across the speakers' names in capitals (`ANTONIO:`)
+# and blue inside the lines of speech: the lesson prints its mean activation
+# over capital letters and over the other characters, so you can tell. Open
 # `visualize.html` in a browser and hover over the characters for the
 # numbers; with `--unit K` (here `unit=K`) you can look at the others. With
 # longer training more units become readable, as in Karpathy's blog post
@@ -167,5 +168,8 @@ passage = text[-1000:-600] if QUICK else text[-1500:-800]  # from the validation
 tr, unit = visualize(model, vocab, passage, out=FIGURES / "visualize.html", png=FIGURES / "visualize.png",
                      title=f"lesson 7: an LSTM of 128 units after {STEPS} steps")
 print(f"unit {unit}; mean probability of the next character {np.nanmean(tr.confidence):.2f}")
+capital = np.array([c.isupper() for c in tr.text])  # (L,)
+print(f"unit {unit}: mean activation {tr.acts[capital, unit].mean():+.2f} over capital letters, "
+      f"{tr.acts[~capital, unit].mean():+.2f} over the other characters")
 print(f"wrote {FIGURES / 'visualize.html'}")
 show_image(FIGURES / "visualize.png")
