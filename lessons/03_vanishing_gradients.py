@@ -108,7 +108,9 @@ curves, c_norms = draws[0]  # the draw the picture shows
 at_0 = {name: np.array([d[0][name][0] for d in draws]) for name in curves}  # |dL/dh_0|, one per draw
 print(f"|dL/dh_0| after {T - 1} steps back (|dL/dh_{{T-1}}| = 1), over {len(SEEDS)} draws:")
 for name, values in at_0.items():
-    print(f"  {name:<31} from {values.min():.1e} to {values.max():.1e}   (the picture's draw: {values[0]:.1e})")
+    print(f"  {name:<31} from {values.min():.1e} to {values.max():.1e}"
+          f"   (the picture's draw: {values[0]:.1e})")
+
 # %% [markdown]
 # ## Check against the library
 #

@@ -30,7 +30,7 @@ import numpy as np
 from minirnn.backend import get_backend
 from minirnn.gradcheck import check_cell, format_table, rel_error
 from minirnn.lessons import figures, quick, save_figure
-from minirnn.lstm import LSTM, lstm_pointwise_backward
+from minirnn.lstm import LSTM, lstm_gates_backward
 
 QUICK = quick()  # MINIRNN_QUICK=1: tiny settings. In a notebook you may write QUICK = True here
 FIGURES = figures("04_lstm_cell")
@@ -70,7 +70,8 @@ h_mine, c_mine = lstm_step_by_gate(x, h_prev, c_prev, W)
 print("h_t: gate by gate vs fused, largest difference", np.abs(h_mine - h_lib).max())
 print("c_t: gate by gate vs fused, largest difference", np.abs(c_mine - c_lib).max())
 assert np.allclose(h_mine, h_lib, atol=1e-12) and np.allclose(c_mine, c_lib, atol=1e-12)
-print("forget-gate bias starts at", p["b"][blocks["f"]][0], "so f starts near sigmoid(1) =", round(sigmoid(1.0), 3))
+print("forget-gate bias starts at", p["b"][blocks["f"]][0],
+      "so f starts near sigmoid(1) =", round(sigmoid(1.0), 3))
 
 # %% [markdown]
 # ## The backward pass through the cell state
@@ -90,16 +91,16 @@ print("forget-gate bias starts at", p["b"][blocks["f"]][0], "so f starts near si
 # back as `dh_prev`, and step $t-1$ adds it to $dc$ exactly as step $t$ does
 # here ($dc + dh \odot o \odot (1-\tanh^2 c)$). docs/derivations.md#lstm has both.
 # Below we compute the carried part by hand and compare it with minirnn's
-# `lstm_pointwise_backward`; the last section measures how much the other
+# `lstm_gates_backward`; the last section measures how much the other
 # path adds.
 
 # %%
-_, h_prev_c, i, f, o, g, c_prev_c, tc = cache
+gates = cache.gates  # what the step kept for its backward: i, f, o, g, c_prev, tanh_c, (N, H) each
 dh, dc = rng.normal(size=(N, H)), rng.normal(size=(N, H))
-dc_total = dc + dh * o * (1 - tc ** 2)
-dc_prev_mine = dc_total * f
-dc_prev_lib = lstm_pointwise_backward(dh, dc, i, f, o, g, c_prev_c, tc)[-1]
-print("dL/dc_{t-1}: by hand vs lstm_pointwise_backward:", f"{rel_error(dc_prev_mine, dc_prev_lib):.1e}")
+dc_total = dc + dh * gates.o * (1 - gates.tanh_c ** 2)
+dc_prev_mine = dc_total * gates.f
+dc_prev_lib = lstm_gates_backward(dh, dc, *gates)[-1]  # the last of its results: dL/dc_{t-1}
+print("dL/dc_{t-1}: by hand vs lstm_gates_backward:", f"{rel_error(dc_prev_mine, dc_prev_lib):.1e}")
 assert rel_error(dc_prev_mine, dc_prev_lib) < 1e-12
 
 # %% [markdown]
@@ -179,7 +180,8 @@ for bias in BIASES:
     assert (ratio[bias] >= 1).all()  # the other paths add to the carried gradient, in every draw
 assert ratio[0.0].min() > ratio[4.0].max()  # and matter most where the forget gates shut the direct path
 forget_shown = runs[2.0, SEEDS[0]][2]
-print(f"bias 2: {np.mean((forget_shown >= 0.7) & (forget_shown <= 1)):.0%} of the forget gates lie in [0.7, 1]")
+in_range = np.mean((forget_shown >= 0.7) & (forget_shown <= 1))
+print(f"bias 2: {in_range:.0%} of the forget gates lie in [0.7, 1]")
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
 for bias, color in zip(BIASES, ("C0", "C1", "C2")):

@@ -8,10 +8,11 @@
 # shared weights' gradients. minirnn's `Cell.backward` does exactly that.
 #
 # Real batches hold sequences of different lengths, padded to the longest.
-# A mask $m_{t,n} \in \lbrace 0, 1 \rbrace$ per position (step $t$, sequence $n$) says which are real. This lesson
-# shows what the mask must do (and checks that minirnn does it), then looks
-# at *truncated* BPTT: cutting a long text into windows and carrying the
-# state from one window to the next. The details: docs/bptt.md.
+# A mask $m_{t,n} \in \lbrace 0, 1 \rbrace$ per position (step $t$, sequence
+# $n$) says which are real. This lesson shows what the mask must do (and
+# checks that minirnn does it), then looks at *truncated* BPTT: cutting a
+# long text into windows and carrying the state from one window to the next.
+# The details: docs/bptt.md.
 #
 # Run it: `python lessons/05_bptt_and_masks.py` (a few seconds), or open it as a notebook
 # (Jupyter with jupytext, VS Code, PyCharm: the `# %%` lines are its cells).
@@ -75,7 +76,8 @@ model = CharRNN(ModelConfig(vocab_size=V, hidden_size=8, num_layers=2, cell="lst
 logits, final, _ = model.forward(x, lengths=lengths)  # logits (T, N, V)
 pad = mask.T == 0  # (T, N): the padded positions
 # the top layer's output there is zero, so the decoder gives just its bias: h W + b = 0 W + b
-print("logits past the end minus the decoder's bias, largest:", np.abs(logits[pad] - model.params["dec.b"]).max())
+print("logits past the end minus the decoder's bias, largest:",
+      np.abs(logits[pad] - model.params["dec.b"]).max())
 assert (logits[pad] == model.params["dec.b"]).all()
 for n, w in enumerate(words):
     _, alone, _ = model.forward(x[n:n + 1, :len(w)])
@@ -171,8 +173,8 @@ def truncation_cosines(seed):
 
 results = {seed: truncation_cosines(seed) for seed in SEEDS}
 for seed, (cosines, gap) in results.items():
-    print(f"seed {seed}: loss, windowed minus full, at most {gap:.1e}; cosine(truncated, full) for k = {windows}:",
-          " ".join(f"{c:.3f}" for c in cosines))
+    print(f"seed {seed}: loss, windowed minus full, at most {gap:.1e}; "
+          f"cosine(truncated, full) for k = {windows}:", " ".join(f"{c:.3f}" for c in cosines))
     assert gap < 1e-10  # the forward pass is the same: carrying the state loses nothing
     assert abs(cosines[-1] - 1) < 1e-12  # one window over the whole sequence: the full gradient
     assert cosines[0] < cosines[-1]

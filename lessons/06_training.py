@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import NullFormatter, ScalarFormatter
 import numpy as np
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from minirnn import SGD, Adam, CharRNN, ModelConfig, clip_by_global_norm, data, get_backend
 from minirnn.gradcheck import rel_error
@@ -48,8 +48,9 @@ HIDDEN = {"rnn": 128, "lstm": 64}  # small models: this lesson is about the opti
 # $v$ of its square. The step divides one by the square root of the other,
 # so every parameter moves by about `lr` whatever the scale of its gradient:
 #
-# $$m \leftarrow \beta_1 m + (1-\beta_1) g,\quad v \leftarrow \beta_2 v + (1-\beta_2) g^2,\quad
-# \theta \leftarrow \theta - \mathrm{lr}\,\frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}\,\frac{m}{\sqrt v + \epsilon}$$
+# $$m \leftarrow \beta_1 m + (1-\beta_1) g,\qquad v \leftarrow \beta_2 v + (1-\beta_2) g^2,$$
+#
+# $$\theta \leftarrow \theta - \mathrm{lr}\,\frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}\,\frac{m}{\sqrt v + \epsilon}$$
 #
 # (The fraction in the middle undoes the bias of $m$ and $v$ towards their
 # zero start; TensorFlow, and minirnn, fold it into the step size.) Three
@@ -184,7 +185,8 @@ def final(losses):
 start = time.perf_counter()
 sgd = {(clip, seed): run("rnn", 1.0, clip, seed=seed, optimizer=SGD) for clip in (1.0, 0.0) for seed in SEEDS}
 for (clip, seed), (losses, norms) in sgd.items():
-    print(f"SGD lr 1, {f'clip {clip:g}' if clip else 'no clipping':<11} seed {seed}: final loss {final(losses):6.3f}"
+    setting = f"clip {clip:g}" if clip else "no clipping"
+    print(f"SGD lr 1, {setting:<11} seed {seed}: final loss {final(losses):6.3f}"
           f"   largest norm {norms.max():10.1f}   steps with norm > 1: {(norms > 1).sum():>3}")
 for seed in SEEDS:
     (clipped, clipped_norms), (unclipped, unclipped_norms) = sgd[1.0, seed], sgd[0.0, seed]

@@ -46,8 +46,9 @@ STEPS = 20 if QUICK else 700  # try 3000 (a few minutes) for much better text
 #
 # `minirnn.train.train` is what `python -m minirnn.train` runs. A one-layer
 # LSTM of 128 units, 700 steps: about 15 seconds on an idle CPU, and a
-# validation loss near 2.1 (printed at the end of the run), enough for word-like text (the tutorial's bigger model reaches about
-# 1.5 after a few thousand steps). The run directory (checkpoints, metrics,
+# validation loss near 2.1 (printed at the end of the run), enough for
+# word-like text (the tutorial's bigger model reaches about 1.5 after a few
+# thousand steps). The run directory (checkpoints, metrics,
 # loss curve) goes into the figures folder.
 
 # %%
@@ -82,7 +83,7 @@ def generate(prime, length, temperature=1.0, seed=0, carry_state=True):
     for c in prime:  # reading the prime: the state now holds it
         logits, state = model.step(be.asarray(np.array([vocab.index[c]])), state)
     out = []
-    for t in range(length):
+    for _ in range(length):
         p = softmax(be.to_host(logits)[0].astype(np.float64) / temperature)  # (V,)
         i = min(int((p.cumsum() < rng.random((1, 1))).sum()), len(p) - 1)  # inverse CDF draw
         out.append(vocab.chars[i])

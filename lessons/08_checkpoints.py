@@ -138,7 +138,8 @@ text = data.load_text()
 vocab_, ids = data.prepare(text, None)
 train_ids, _ = data.split(ids, 0.1)
 cfg = TrainConfig(**base, max_steps=2 * HALF)
-model = CharRNN(ModelConfig(len(vocab_), cfg.hidden_size, cfg.num_layers, cfg.cell, cfg.dropout), seed=cfg.seed)
+model = CharRNN(ModelConfig(len(vocab_), cfg.hidden_size, cfg.num_layers, cfg.cell, cfg.dropout),
+                seed=cfg.seed)
 model.load_params(params_only)
 opt = Adam(model.params, cfg.lr)  # fresh: m = v = 0, t = 0
 batches = data.Batches(train_ids, cfg.batch_size, cfg.seq_length, seed=[cfg.seed, 1])
@@ -154,7 +155,8 @@ for _ in range(HALF):
     fresh.append(float(loss))
 # Before its first update, the loaded model must compute what the run computed at that step: same
 # parameters, same batch, same dropout masks. That checks the checkpoint against the training run itself.
-print(f"step {HALF + 1}: the run logged loss {loss_halves[HALF]:.6f}, the loaded model computes {fresh[0]:.6f}")
+print(f"step {HALF + 1}: the run logged loss {loss_halves[HALF]:.6f}, "
+      f"the loaded model computes {fresh[0]:.6f}")
 assert np.isclose(fresh[0], loss_halves[HALF], rtol=1e-6, atol=0)
 gap = np.array(fresh) - loss_halves[HALF:]
 print(f"after the resume, parameters only minus exact: {gap[:5].mean():+.3f} over the first 5 steps, "

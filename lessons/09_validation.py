@@ -92,7 +92,8 @@ for step in range(1, STEPS + 1):
     if step % EVAL_EVERY == 0:
         val.append((step, *evaluate(model, val_ids, 64, T, max_batches=EVAL_BATCHES)))
         print(f"step {step:>4}  train loss {np.mean(train_loss[-EVAL_EVERY:]):.3f} "
-              f"acc {np.mean(train_acc[-EVAL_EVERY:]):.3f}   validation loss {val[-1][1]:.3f} acc {val[-1][2]:.3f}")
+              f"acc {np.mean(train_acc[-EVAL_EVERY:]):.3f}   "
+              f"validation loss {val[-1][1]:.3f} acc {val[-1][2]:.3f}")
 
 # %% [markdown]
 # ## The picture, and what you should see
@@ -131,18 +132,20 @@ print(f"steps 1 to {early}: a space is the first choice {np.mean(space_share[:ea
       f"{np.mean(train_loss[early - 10:early]):.2f} around step {early}")
 assert np.mean(space_share[:early]) > 0.9 and abs(np.mean(train_acc[:early]) - space_freq) < 0.05
 assert np.mean(train_loss[early - 10:early]) < train_loss[0] - 0.5  # while the loss falls
-print(f"end: training loss {np.mean(train_loss[-EVAL_EVERY:]):.3f}, accuracy {np.mean(train_acc[-EVAL_EVERY:]):.3f}; "
+end_loss, end_acc = np.mean(train_loss[-EVAL_EVERY:]), np.mean(train_acc[-EVAL_EVERY:])
+print(f"end: training loss {end_loss:.3f}, accuracy {end_acc:.3f}; "
       f"validation loss {v_loss[-1]:.3f}, accuracy {v_acc[-1]:.3f}; "
-      f"validation minus training loss {v_loss[-1] - np.mean(train_loss[-EVAL_EVERY:]):+.3f}")
+      f"validation minus training loss {v_loss[-1] - end_loss:+.3f}")
 if not QUICK:  # in quick mode the end is still the start
-    assert 0 < v_loss[-1] - np.mean(train_loss[-EVAL_EVERY:]) < 0.1
+    assert 0 < v_loss[-1] - end_loss < 0.1
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
 panels = [(ax1, train_loss, v_loss, "cross-entropy loss (nats per character)", "Loss"),
           (ax2, train_acc, v_acc, "accuracy of the most likely next character", "Accuracy")]
 for ax, train_curve, val_curve, ylabel, title in panels:
     ax.plot(steps, train_curve, color="C0", lw=0.8, alpha=0.5, label="training batch, each step")
-    ax.plot(steps, trailing_mean(np.array(train_curve)), color="C0", label="training, mean of the last 20 steps")
+    ax.plot(steps, trailing_mean(np.array(train_curve)), color="C0",
+            label="training, mean of the last 20 steps")
     ax.plot(v_steps, val_curve, "o-", color="C1", label="validation (held-out text)")
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)

@@ -134,7 +134,8 @@ for cell, H in sizes.items():
 # number of seconds each.
 
 # %%
-lines = [f"Budget: {PARAMS:,} parameters, " + (f"{STEPS} steps each" if BUDGET == "params" else f"{SECONDS} s each")
+each = f"{STEPS} steps each" if BUDGET == "params" else f"{SECONDS} s each"
+lines = [f"Budget: {PARAMS:,} parameters, {each}"
          + f" (batch {N} x {T}, Adam lr {LR:g}, clip 5).", "",
          "| cell | hidden | parameters | steps | seconds | ms/step | train loss | val loss | val accuracy |",
          "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]

@@ -107,7 +107,8 @@ V, H, N, T = 12, 16, 4, 10
 model = CharRNN(ModelConfig(vocab_size=V, hidden_size=H, num_layers=2, cell=CELL), be, seed=0)
 x, y = rng.integers(0, V, size=(N, T)), rng.integers(0, V, size=(N, T))
 loss, _, _ = model.loss_and_grads(x, y)
-print(f"a two-layer leaky RNN: {model.num_params()} parameters, loss {float(loss):.4f} (log V = {np.log(V):.4f})")
+print(f"a two-layer leaky RNN: {model.num_params()} parameters, loss {float(loss):.4f} "
+      f"(log V = {np.log(V):.4f})")
 
 # %% [markdown]
 # ## 2. The decoder inside the cell

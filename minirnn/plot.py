@@ -82,8 +82,8 @@ def main(argv=None) -> int:
     from .cli import OneLineParser
 
     ap = OneLineParser(prog="python -m minirnn.plot",
-                                 description="Draw a run's loss curve (RUN_DIR/loss.png) from its metrics.jsonl, "
-                                             "also while the run is still training.")
+                       description="Draw a run's loss curve (RUN_DIR/loss.png) from its metrics.jsonl, "
+                                   "also while the run is still training.")
     ap.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by python -m minirnn.train")
     ap.add_argument("--out", metavar="FILE", help="where to write the PNG (default RUN_DIR/loss.png)")
     ap.add_argument("--tutorial", action="store_true", help="mark the losses the TensorFlow tutorial printed")

@@ -57,7 +57,8 @@ def kernel(monkeypatch, tmp_path):
     spec = tmp_path / "jupyter" / "kernels" / KERNEL
     spec.mkdir(parents=True)
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": KERNEL, "language": "python"}))
+    spec_json = {"argv": argv, "display_name": KERNEL, "language": "python"}
+    (spec / "kernel.json").write_text(json.dumps(spec_json))
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))  # searched before any registered kernel
     quick_env(monkeypatch, tmp_path)
     return KERNEL
@@ -73,7 +74,9 @@ def test_lesson_runs_as_a_notebook_with_its_figures_inline(lesson, kernel, tmp_p
     notebook = jupytext.read(LESSONS / f"{lesson}.py")
     work = tmp_path / "elsewhere"  # not lessons/: as in Colab, or a notebook copied out
     work.mkdir()
-    NotebookClient(notebook, kernel_name=kernel, timeout=300, resources={"metadata": {"path": str(work)}}).execute()
+    where = {"metadata": {"path": str(work)}}  # the kernel's working folder
+    client = NotebookClient(notebook, kernel_name=kernel, timeout=300, resources=where)
+    client.execute()
 
     outputs = [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.outputs]
     assert not [out for out in outputs if out.output_type == "error"]
