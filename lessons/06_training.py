@@ -48,9 +48,9 @@ HIDDEN = {"rnn": 128, "lstm": 64}  # small models: this lesson is about the opti
 # $v$ of its square. The step divides one by the square root of the other,
 # so every parameter moves by about `lr` whatever the scale of its gradient:
 #
-# $$m \leftarrow \beta_1 m + (1-\beta_1) g,\qquad v \leftarrow \beta_2 v + (1-\beta_2) g^2,$$
+# $$m \gets \beta_1 m + (1-\beta_1) g,\qquad v \gets \beta_2 v + (1-\beta_2) g^2,$$
 #
-# $$\theta \leftarrow \theta - \mathrm{lr}\,\frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}\,\frac{m}{\sqrt v + \epsilon}$$
+# $$\theta \gets \theta - \mathrm{lr}\,\frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}\,\frac{m}{\sqrt v + \epsilon}$$
 #
 # (The fraction in the middle undoes the bias of $m$ and $v$ towards their
 # zero start; TensorFlow, and minirnn, fold it into the step size.) Three
