@@ -251,7 +251,8 @@ draw(axes[1, 0], axes[1, 1], adam, lambda k: f"lr {k[0]:g}", lambda k: f"C{LRS.i
      "Adam, clip at 5")
 for ax in (axes[0, 0], axes[1, 0]):  # a log scale: losses far above the uniform guess stay on the plot
     ax.set_yscale("log")
-    ax.set_yticks([2, 3, 4, 6, 10, 20, 40])
+    low, high = ax.get_ylim()
+    ax.set_yticks([t for t in (2, 3, 4, 6, 10, 20, 40) if low <= t <= high])  # plain numbers, in range
     ax.yaxis.set_major_formatter(ScalarFormatter())
     ax.yaxis.set_minor_formatter(NullFormatter())
 save_figure(fig, FIGURES / "clipping_and_lr.png")
