@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy
 
 from . import checkpoint
-from .cli import OneLineParser
 from .backend import BackendError, get_backend
 from .checkpoint import CheckpointError
+from .cli import KeepPathsWhole, OneLineParser, add_backend_flag, docs_page
 from .data import Batches, DataError, Vocab, check_length, default_cache_dir, eval_windows, load_text, prepare, split
 from .layers import accuracy
 from .malloc import keep_freed_memory
@@ -360,10 +360,11 @@ def _duration(seconds: float) -> str:
 def build_parser(suppress_defaults=False) -> argparse.ArgumentParser:
     """The flags, grouped. With ``suppress_defaults`` only the flags the user typed appear in the result."""
     d = TrainConfig()
-    ap = OneLineParser(prog="python -m minirnn.train", argument_default=argparse.SUPPRESS
-                                 if suppress_defaults else None,
-                                 description="Train a character-level RNN on a UTF-8 text (default: Tiny Shakespeare). "
-                                             "Every flag is described in docs/flags.md.")
+    ap = OneLineParser(prog="python -m minirnn.train",
+                       argument_default=argparse.SUPPRESS if suppress_defaults else None,
+                       description="Train a character-level RNN on a UTF-8 text (default: Tiny Shakespeare). "
+                                   f"Every flag is described in {docs_page('flags.md')}.",
+                       formatter_class=KeepPathsWhole)
 
     def add(group, name, help, **kw):
         if not suppress_defaults:
@@ -390,7 +391,7 @@ def build_parser(suppress_defaults=False) -> argparse.ArgumentParser:
     add(g, "--max-steps", "stop after this many steps in all, counting steps before a resume (default 500)", type=int)
     g = ap.add_argument_group("run")
     add(g, "--seed", "seed for the weights, batch order and dropout: same seed, same losses (default 0)", type=int)
-    add(g, "--backend", "numpy (default) or cupy (a GPU)", choices=["numpy", "cupy"])
+    add_backend_flag(g, default=argparse.SUPPRESS if suppress_defaults else d.backend)
     add(g, "--threads", "CPU threads: the batch is split into one shard per thread (default 0: one per core)",
         type=int)
     add(g, "--dtype", "float32 (default) or float64", choices=["float32", "float64"])
