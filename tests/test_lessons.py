@@ -139,7 +139,8 @@ def test_cli_writes_a_self_contained_page_and_a_png(run_dir, tmp_path):
     out, png = tmp_path / "page.html", tmp_path / "page.png"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-m", "minirnn.visualize", "--checkpoint", str(run_dir),
-                           "--text", "To be, or not to be", "--unit", "3", "--out", str(out), "--png", str(png)],
+                           "--text", "To be, or not to be", "--unit", "3",
+                           "--out", str(out), "--png", str(png)],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     page = out.read_text(encoding="utf-8")
@@ -194,7 +195,8 @@ def test_trace_runs_on_the_strict_device_stand_in(run_dir):
     from minirnn.backend import get_backend
 
     meta, arrays = checkpoint.load(run_dir)
-    model, (host_model, vocab, _) = checkpoint.build_model(meta, arrays, get_backend("strict")), load_model(run_dir)
+    model = checkpoint.build_model(meta, arrays, get_backend("strict"))
+    host_model, vocab, _ = load_model(run_dir)
     on_device, on_host = trace(model, vocab, "To be, or not"), trace(host_model, vocab, "To be, or not")
     numpy.testing.assert_allclose(on_device.confidence, on_host.confidence, rtol=1e-6)
     numpy.testing.assert_allclose(on_device.acts, on_host.acts, rtol=1e-6, atol=1e-7)
