@@ -3,13 +3,17 @@
     python -m minirnn.bench                  # the tutorial's configuration, LSTM
     python -m minirnn.bench --cell gru --steps 5
     python -m minirnn.bench --memory         # also peak memory of training, each side in its own process
+    python -m minirnn.bench --backend cupy   # on a GPU, against PyTorch's cuDNN on the same GPU
 
 Shared machines are noisy, so absolute times drift; what is reported is the
 ratio of the two measured in one run, interleaved step by step so that both
 sides see the same noise. PyTorch is optional (``pip install torch``); without
 it only minirnn's numbers are printed. A training step is forward, backward,
 clipping by global norm and Adam, as in ``python -m minirnn.train``; sampling
-draws one character at a time with batch 1, carrying the state.
+draws one character at a time with batch 1, carrying the state. On a GPU,
+PyTorch runs with TensorFloat-32 off, since CuPy computes float32 in full
+precision (``--torch-tf32`` times PyTorch's default too); a torch without
+CUDA is refused there rather than timed on the CPU.
 """
 from __future__ import annotations
 
@@ -76,8 +80,34 @@ class MinirnnSide:
 
 
 # -- PyTorch --------------------------------------------------------------------------------------------
+def set_tf32(torch, allowed: bool) -> None:
+    """Allow or forbid TensorFloat-32 in PyTorch's cuBLAS and cuDNN calls.
+
+    cuDNN's RNNs may use TF32 by default (10-bit mantissas in the products), while
+    CuPy computes float32 in full precision; forbidding it makes the comparison
+    like for like. PyTorch 2.9 replaced the allow_tf32 flags by fp32_precision
+    settings and refuses a mix of the two, so exactly one set is written.
+    """
+    if hasattr(torch.backends, "fp32_precision"):  # PyTorch >= 2.9
+        mode = "tf32" if allowed else "ieee"
+        torch.backends.cuda.matmul.fp32_precision = mode
+        torch.backends.cudnn.rnn.fp32_precision = mode
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = allowed
+        torch.backends.cudnn.allow_tf32 = allowed
+
+
+def torch_cuda_refusal(torch) -> str | None:
+    """Why ``--backend cupy`` cannot be compared with this torch, or None."""
+    if torch.cuda.is_available():
+        return None
+    return (f"--backend cupy compares with PyTorch on the GPU, but torch {torch.__version__} has no CUDA "
+            "device here; install a CUDA build of torch, or pass --no-torch")
+
+
 class TorchSide:
     name = "torch"
+    tf32 = False  # full float32, as CuPy computes (TorchTF32Side: PyTorch's own default)
 
     def __init__(self, args, data):
         import torch
@@ -86,7 +116,7 @@ class TorchSide:
         self.torch, self.F = torch, F
         torch.set_num_threads(args.threads)
         torch.manual_seed(args.seed)
-        self.device = "cuda" if args.backend == "cupy" and torch.cuda.is_available() else "cpu"
+        self.device = "cuda" if args.backend == "cupy" else "cpu"  # main() refused a torch without CUDA
         V, H, L = args.vocab_size, args.hidden_size, args.layers
         rnn_cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[args.cell]
         self.rnn = rnn_cls(V, H, L, batch_first=True).to(self.device)
@@ -109,6 +139,8 @@ class TorchSide:
     def train_step(self, i):
         torch = self.torch
         x, y = self.data[i % len(self.data)]
+        if self.device == "cuda":
+            set_tf32(torch, self.tf32)  # every step: the TF32 side shares this process's flags
         self.opt.zero_grad(set_to_none=True)
         logits, _ = self.forward(x)
         loss = self.F.cross_entropy(logits.reshape(-1, self.V), y.reshape(-1))
@@ -154,6 +186,16 @@ class TorchNativeSide(TorchSide):
 
     def sample(self, n, seed, mkldnn=False):
         return super().sample(n, seed, mkldnn=False)
+
+
+class TorchTF32Side(TorchSide):
+    """The same PyTorch model, trained with TF32 allowed, as PyTorch runs cuDNN by default."""
+
+    name = "torch-tf32"
+    tf32 = True
+
+    def __init__(self, torch_side):
+        self.__dict__.update(torch_side.__dict__)
 
 
 def torch_available() -> bool:
@@ -280,6 +322,9 @@ def build_parser():
     r.add_argument("--system-malloc", action="store_true",
                    help="leave glibc's malloc as it is, to see what minirnn.malloc.keep_freed_memory buys")
     r.add_argument("--no-torch", action="store_true", help="time minirnn alone")
+    r.add_argument("--torch-tf32", action="store_true",
+                   help="with --backend cupy, also time PyTorch with TF32 allowed (its cuDNN default); "
+                        "the side called torch always computes in full float32, as CuPy does")
     r.add_argument("--memory", action="store_true", help="also measure peak memory of training")
     r.add_argument("--json", action="store_true", help="print one JSON line of results at the end")
     r.add_argument("--seed", type=int, default=0)
@@ -296,6 +341,14 @@ def main(argv=None) -> int:
     if args.shards < 0:
         print("minirnn.bench: error: --shards must be 0 (automatic) or more", file=sys.stderr)
         return 2
+    use_torch = not args.no_torch and not args.memory_child and torch_available()
+    if use_torch and args.backend == "cupy":
+        import torch
+
+        refusal = torch_cuda_refusal(torch)
+        if refusal:
+            print(f"minirnn.bench: error: {refusal}", file=sys.stderr)
+            return 2
     if not args.system_malloc:
         keep_freed_memory()  # as python -m minirnn.train does; PyTorch, in the same process, gets it too
     try:
@@ -307,12 +360,15 @@ def main(argv=None) -> int:
     except (BackendError, ConfigError) as exc:
         print(f"minirnn.bench: error: {exc}", file=sys.stderr)
         return 2
-    use_torch = not args.no_torch and torch_available()
     if use_torch:
         sides.append(TorchSide(args, data))
+        if args.torch_tf32 and sides[1].device == "cuda":
+            sides.append(TorchTF32Side(sides[1]))
+    on = ("cuda, TF32 off" + ("; torch-tf32: TF32 on" if len(sides) > 2 else "")) if args.backend == "cupy" \
+        else f"cpu, {args.threads} threads"
     print(f"minirnn on {sides[0].be}  numpy {numpy.__version__}  python {platform.python_version()} "
-          f"{platform.machine()}" + (f"  torch {sys.modules['torch'].__version__} "
-                                    f"({sides[1].device}, {args.threads} threads)" if use_torch else "  (no torch)"))
+          f"{platform.machine()}" + (f"  torch {sys.modules['torch'].__version__} ({on})" if use_torch
+                                    else "  (no torch)"))
     N, T, V, H, L = args.batch_size, args.seq_length, args.vocab_size, args.hidden_size, args.layers
     print(f"config: cell={args.cell} vocab={V} hidden={H} layers={L} batch={N} seq={T} float32, "
           f"Adam, clip {args.clip}; params {sides[0].model.num_params():,}")
@@ -334,9 +390,15 @@ def main(argv=None) -> int:
         ratio = statistics.median(times["torch"]) / statistics.median(times["minirnn"])
         print(f"  ratio: minirnn trains {ratio:.2f}x as fast as torch (median over median)")
         result["train_speedup_vs_torch"] = ratio
+        if "torch-tf32" in times:
+            ratio = statistics.median(times["torch-tf32"]) / statistics.median(times["minirnn"])
+            print(f"         and {ratio:.2f}x as fast as torch with TF32 allowed")
+            result["train_speedup_vs_torch_tf32"] = ratio
 
     if args.sample_chars > 0:
-        samplers = sides + [TorchNativeSide(sides[1])] if use_torch and sides[1].device == "cpu" else sides
+        samplers = sides[:2]  # not torch-tf32: sampling has no GEMM worth the name
+        if use_torch and sides[1].device == "cpu":
+            samplers.append(TorchNativeSide(sides[1]))
         rates = time_sampling(samplers, args.sample_chars, args.sample_reps, args.seed)
         print(f"\nsampling {args.sample_chars} chars, batch 1, carried state ({args.sample_reps} runs), chars/s:")
         for name, rs in rates.items():
@@ -353,7 +415,7 @@ def main(argv=None) -> int:
                 result["sample_speedup_vs_torch_native"] = ratio
 
     if args.memory:
-        mem = measure_memory(args, [s.name for s in sides])
+        mem = measure_memory(args, [s.name for s in sides[:2]])
         print("\npeak resident memory, MiB (each side in a fresh process; 'training' = peak during 3 steps "
               "minus the peak before them):")
         for name, m in mem.items():
