@@ -14,7 +14,7 @@
 # happens without clipping, or with a learning rate that is too high?
 # Equations and the reasons: docs/optim.md.
 #
-# Run it: `python lessons/06_training.py` (about 35 seconds), or open it as a notebook
+# Run it: `python lessons/06_training.py` (about a minute), or open it as a notebook
 # (Jupyter with jupytext, VS Code, PyCharm: the `# %%` lines are its cells).
 # Quick mode runs it in seconds with tiny settings, whose numbers mean little:
 # `MINIRNN_QUICK=1 python lessons/06_training.py`, or in a notebook `QUICK = True` in
