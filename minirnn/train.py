@@ -34,7 +34,7 @@ from . import checkpoint
 from .cli import OneLineParser
 from .backend import BackendError, get_backend
 from .checkpoint import CheckpointError
-from .data import Batches, DataError, Vocab, check_length, default_cache_dir, eval_windows, load_text, prepare, split
+from .data import Batches, DataError, Vocab, check_length, default_cache_dir, eval_windows, prepare_file, split
 from .layers import accuracy
 from .malloc import keep_freed_memory
 from .model import CharRNN, ConfigError, ModelConfig
@@ -223,9 +223,9 @@ def prepare_run(config: TrainConfig) -> Setup:
     if config.data:  # stored absolute, so that a resume from another directory finds the text
         config = replace(config, data=str(Path(config.data).resolve()))
     be = get_backend(config.backend, config.dtype)
-    text = load_text(config.data)
-    check_length(len(text), config.batch_size, config.seq_length, config.val_fraction)
-    vocab, ids = prepare(text, None if config.cache_dir == "" else (config.cache_dir or default_cache_dir()))
+    # Read, count and encode in pieces; with a cache the ids are a memory map every rank shares (data.py).
+    vocab, ids = prepare_file(config.data, None if config.cache_dir == "" else (config.cache_dir or default_cache_dir()),
+                              lambda L: check_length(L, config.batch_size, config.seq_length, config.val_fraction))
     if meta is not None and Vocab(meta["vocab"]) != vocab:
         raise CheckpointError(f"the checkpoint's vocabulary ({len(meta['vocab'])} symbols) does not match "
                               f"the data's ({len(vocab)} symbols): resume on the text it was trained on")
