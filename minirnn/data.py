@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import itertools
 import json
 import os
 from pathlib import Path
@@ -152,91 +153,100 @@ def id_dtype(vocab_size: int) -> numpy.dtype:
 
 
 def file_chunks(path=None, chunk: int = CHUNK):
-    """Iterate over a UTF-8 file as (bytes, str) pieces of about ``chunk`` bytes, never the whole file.
+    """The bytes of a file (None: Tiny Shakespeare) in pieces of ``chunk``, never the whole file at once.
 
-    A character cut by a piece boundary is completed in the next piece. Errors are
-    the one-line DataErrors of :func:`read_bytes` and :func:`decode`, with the byte
-    offset counted from the start of the file.
+    Errors are the one-line DataErrors of :func:`read_bytes`.
     """
     path = BUNDLED if path is None else Path(path)
     if not path.exists():
         raise DataError(f"no such file: {path}")
     if path.is_dir():
         raise DataError(f"{path} is a directory; pass a text file")
-    decoder, offset = codecs.getincrementaldecoder("utf-8")(), 0
+    size = 0
     try:
         with open(path, "rb") as f:
-            while True:
-                raw = f.read(chunk)
-                pending = decoder.getstate()[0]  # the bytes of a character begun in the last piece
-                try:
-                    piece = decoder.decode(raw, final=not raw)
-                except UnicodeDecodeError as exc:
-                    at = offset - len(pending) + exc.start
-                    raise DataError(f"{path} is not UTF-8: byte 0x{exc.object[exc.start]:02x} at offset {at} "
-                                    f"({exc.reason})") from None
-                if not raw:
-                    break
-                offset += len(raw)
-                yield raw, piece
+            while raw := f.read(chunk):
+                size += len(raw)
+                yield raw
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if offset == 0:
+    if size == 0:
         raise DataError(f"{path} is empty")
 
 
 def text_chunks(text: str, chunk: int = CHUNK):
-    """The same (bytes, str) pieces for a text already in memory."""
+    """The UTF-8 bytes of a text already in memory, in pieces that end between characters."""
     for start in range(0, len(text), chunk):
-        piece = text[start:start + chunk]
-        yield piece.encode("utf-8"), piece
+        yield text[start:start + chunk].encode("utf-8")
 
 
-def prepare(text: str, cache_dir=None):
+def code_points(raws, name="the text"):
+    """UTF-8 pieces -> the code points of each, as arrays: uint8 (the bytes themselves) where a piece is
+    ASCII, as most texts are, so it needs no decoding; else uint32. A character cut by a piece boundary
+    is completed in the next piece. Bad bytes: :func:`decode`'s one-line DataError, offset in the file."""
+    decoder, offset = codecs.getincrementaldecoder("utf-8")(), 0
+    for raw in itertools.chain(raws, [b""]):
+        pending = decoder.getstate()[0]  # the bytes of a character begun in the last piece
+        if raw and not pending and raw.isascii():
+            yield numpy.frombuffer(raw, numpy.uint8)
+        else:
+            try:
+                piece = decoder.decode(raw, final=not raw)
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{name} is not UTF-8: byte 0x{exc.object[exc.start]:02x} at offset "
+                                f"{offset - len(pending) + exc.start} ({exc.reason})") from None
+            if piece:
+                yield numpy.frombuffer(piece.encode("utf-32-le"), dtype="<u4")  # one code point per character
+        offset += len(raw)
+
+
+def prepare(text: str, cache_dir=None, check=None):
     """text -> (vocab, ids (L,)), reading and writing ``cache_dir`` when given. See :func:`prepare_chunks`."""
-    return prepare_chunks(lambda: text_chunks(text), cache_dir)
+    return prepare_chunks(lambda: text_chunks(text), cache_dir, check)
 
 
 def prepare_file(path=None, cache_dir=None, check=None):
     """A UTF-8 file (None: Tiny Shakespeare) -> (vocab, ids (L,)), read in pieces. See :func:`prepare_chunks`."""
-    return prepare_chunks(lambda: file_chunks(path), cache_dir, check)
+    return prepare_chunks(lambda: file_chunks(path), cache_dir, check, str(BUNDLED if path is None else path))
 
 
-def prepare_chunks(chunks, cache_dir=None, check=None):
-    """Count, encode and cache a text given as pieces: ``chunks()`` starts a fresh iterator of (bytes, str).
+def prepare_chunks(chunks, cache_dir=None, check=None, name="the text"):
+    """Count, encode and cache a text given as UTF-8 pieces: ``chunks()`` starts a fresh iterator of bytes.
 
     Returns (vocab, ids): ids (L,) in the smallest unsigned type that fits the
     vocabulary (:func:`id_dtype`). With a cache they are a read-only memory map
     of ``cache_dir/<sha256>.npy``, so every process that trains on the text
     (every MPI rank on a machine) shares one copy through the page cache.
 
-    Two passes over the pieces, so the whole text is never in memory: the first
-    hashes and counts the symbols, the second encodes (and hashes again, so a
-    file edited between the passes is noticed). The cache files are named by
-    the text's SHA-256, so an edited text never reuses a stale encoding; one
-    that cannot be read is ignored and rewritten: the cache is only a speed-up.
-    ``check(L)``, if given, sees the length after the first pass, before anything
-    is written, and may raise to refuse the text.
+    The whole text is never in memory. Pass one hashes the bytes: the cache
+    files are named by the text's SHA-256, so an edited text never reuses a
+    stale encoding, and a cached text needs nothing more. Otherwise pass two
+    counts the symbols (the vocabulary) and pass three encodes, hashing again
+    so that a file edited meanwhile is noticed. ``check(L)``, if given, sees
+    the length before anything is written, and may raise to refuse the text.
+    A cache that cannot be read is ignored and rewritten: it is only a speed-up.
     """
-    digest, counts, length = hashlib.sha256(), numpy.zeros(0, numpy.int64), 0
-    for raw, piece in chunks():
+    digest = hashlib.sha256()
+    for raw in chunks():
         digest.update(raw)
-        codes = numpy.frombuffer(piece.encode("utf-32-le"), dtype="<u4")  # one code point per character
+    key = digest.hexdigest()
+    base = Path(cache_dir) / key if cache_dir else None
+    cached = _load_cached(base) if base is not None else None
+    if cached is not None:
+        if check is not None:
+            check(len(cached[1]))
+        return cached
+    counts, length = numpy.zeros(128, numpy.int64), 0
+    for codes in code_points(chunks(), name):
         piece_counts = numpy.bincount(codes)
         if len(piece_counts) > len(counts):
             piece_counts[:len(counts)] += counts
             counts = piece_counts
         else:
             counts[:len(piece_counts)] += piece_counts
-        length += len(piece)
+        length += len(codes)
     if check is not None:
         check(length)
-    key = digest.hexdigest()
-    base = Path(cache_dir) / key if cache_dir else None
-    if base is not None:
-        cached = _load_cached(base, length)
-        if cached is not None:
-            return cached
     vocab = Vocab.from_counts(counts)
     dtype = id_dtype(len(vocab))
     tmp = None
@@ -249,20 +259,29 @@ def prepare_chunks(chunks, cache_dir=None, check=None):
             tmp = None
     if tmp is None:
         ids = numpy.empty(length, dtype)
-    table = numpy.zeros(len(counts), dtype)  # code point -> id: one vectorised gather per piece
+    table = numpy.zeros(max(256, len(counts)), dtype)  # code point -> id: one vectorised gather per piece
     table[[ord(c) for c in vocab.chars]] = numpy.arange(len(vocab), dtype=dtype)
+    byte_table = table[:256].tobytes() if dtype == numpy.uint8 else None
     again, start = hashlib.sha256(), 0
-    for raw, piece in chunks():
-        again.update(raw)
-        codes = numpy.frombuffer(piece.encode("utf-32-le"), dtype="<u4")
-        if start + len(codes) > length or (len(codes) and codes.max() >= len(table)):
+
+    def hashed(raws):
+        for raw in raws:
+            again.update(raw)
+            yield raw
+
+    for codes in code_points(hashed(chunks()), name):
+        if start + len(codes) > length or codes.max() >= len(table):
             break  # longer, or a symbol the first pass did not see: the digests differ below
-        ids[start:start + len(codes)] = table[codes]
+        if byte_table is not None and codes.dtype == numpy.uint8:  # ASCII to one-byte ids: bytes.translate
+            ids[start:start + len(codes)] = numpy.frombuffer(codes.tobytes().translate(byte_table), numpy.uint8)
+        else:
+            ids[start:start + len(codes)] = table[codes]
         start += len(codes)
     if again.hexdigest() != key or start != length:
         if tmp is not None:
+            del ids
             tmp.unlink(missing_ok=True)
-        raise DataError("the text changed while it was being read; run again when it is written")
+        raise DataError(f"{name} changed while it was being read; run again when it is written")
     if tmp is None:
         return vocab, ids
     try:
@@ -273,10 +292,8 @@ def prepare_chunks(chunks, cache_dir=None, check=None):
                                                             ensure_ascii=False))
     except OSError:
         pass
-    cached = _load_cached(base, length)
-    if cached is None:  # written but unreadable (a full disk): encode once more, in memory
-        return prepare_chunks(chunks, None)
-    return cached
+    cached = _load_cached(base)
+    return cached if cached is not None else prepare_chunks(chunks, None, None, name)  # e.g. a full disk
 
 
 def _write_atomic(path: Path, text: str):
@@ -285,13 +302,13 @@ def _write_atomic(path: Path, text: str):
     os.replace(tmp, path)
 
 
-def _load_cached(base: Path, length: int):
+def _load_cached(base: Path):
     """(vocab, read-only memory map of the ids) from ``base``.json and .npy, or None if either is unusable."""
     try:
         meta = json.loads(base.with_suffix(".json").read_text(encoding="utf-8"))
         vocab = Vocab(meta["chars"])
         ids = numpy.load(base.with_suffix(".npy"), mmap_mode="r", allow_pickle=False)
-        if (meta["length"] == length == len(ids) and ids.ndim == 1 and len(vocab) >= 2
+        if (meta["length"] == len(ids) and ids.ndim == 1 and len(vocab) >= 2
                 and ids.dtype == id_dtype(len(vocab)) and int(ids.max()) < len(vocab)):
             return vocab, ids
     except Exception:  # missing, damaged or from another version: encode again
