@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy
 
-from . import checkpoint
+from . import checkpoint, distributed
 from .cli import OneLineParser
 from .backend import BackendError, get_backend
 from .checkpoint import CheckpointError
@@ -259,55 +259,61 @@ def save_checkpoint(run: Setup, step: int, elapsed: float, last_row: dict) -> Pa
 def train(config: TrainConfig) -> TrainResult:
     """Train (or continue) a run. Raises DataError, TrainError, CheckpointError, ConfigError or
     BackendError for bad input (before writing anything), Diverged when the loss stops being finite."""
-    run = prepare_run(config)
+    world = distributed.world()  # issue 13: one process, or one rank of an MPI job (distributed.py)
+    run = world.setup(prepare_run, config)  # MPI: rank 0 first, agreed errors, state broadcast from rank 0
     config, model, be, step = run.config, run.model, run.model.backend, run.step
-    # Everything is checked: from here on we write.
-    run.run_dir.mkdir(parents=True, exist_ok=True)
-    (run.run_dir / "config.json").write_text(json.dumps(asdict(config), indent=1))
-    (run.run_dir / "vocab.json").write_text(run.vocab.to_json(), encoding="utf-8")
+    # Everything is checked: from here on we write (rank 0 only).
     metrics_path, tmp = run.run_dir / "metrics.jsonl", run.run_dir / ".metrics.jsonl.tmp"
-    kept = [r for r in read_metrics(run.run_dir) if r.get("step", 0) <= step] if config.resume else []
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))  # a resume drops rows past its checkpoint
-    os.replace(tmp, metrics_path)
+    if world.writes:  # issue 13
+        run.run_dir.mkdir(parents=True, exist_ok=True)
+        (run.run_dir / "config.json").write_text(json.dumps(asdict(config), indent=1))
+        (run.run_dir / "vocab.json").write_text(run.vocab.to_json(), encoding="utf-8")
+        kept = [r for r in read_metrics(run.run_dir) if r.get("step", 0) <= step] if config.resume else []
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))  # a resume drops rows past its checkpoint
+        os.replace(tmp, metrics_path)
     result = TrainResult(run.run_dir, step)
-    say = (lambda *a: None) if config.quiet else (lambda *a: print(*a, flush=True))
+    say = (lambda *a: None) if config.quiet or not world.writes else (lambda *a: print(*a, flush=True))
     say(f"run {run.run_dir}: {model.num_params():,} parameters, vocabulary {len(run.vocab)}, "
         f"{len(run.batches)} batches per epoch, {len(run.val_ids):,} validation characters, {be}"
-        + (f", resumed at step {step}" if config.resume else ""))
+        + (f", resumed at step {step}" if config.resume else "")
+        + (f", {world.size} MPI ranks of {config.batch_size // world.size}+ rows" if world.size > 1 else ""))
 
     def is_edge(every):
         return every and (step % every == 0 or step == config.max_steps)
 
     t0 = t_window = time.perf_counter()
     start_step, saved_step, window, loss_sum, norm_sum = step, step, 0, 0.0, 0.0
+    stop = None  # issue 13: the signal every rank agreed to stop for
     # NumPy's overflow warnings would bury the one line that says what happened; NaNs are caught at the edges.
-    with SignalCatcher() as signals, open(metrics_path, "a") as metrics, numpy.errstate(over="ignore",
-                                                                                          invalid="ignore"):
+    with SignalCatcher() as signals, open(metrics_path if world.writes else os.devnull, "a") as metrics, \
+            numpy.errstate(over="ignore", invalid="ignore"), world.together():
         try:
-            while step < config.max_steps and signals.caught is None:
+            while step < config.max_steps and stop is None:
                 x, y = run.batches.next()  # host (N, T) each
                 seed = int(run.dropout_rng.integers(2 ** 31 - 1))  # drawn every step, so resumes line up
-                loss, _, _ = model.loss_and_grads(be.asarray(x), be.asarray(y),
-                                                  dropout_seed=seed if config.dropout > 0 else None)
+                # issue 13: MPI: this rank's rows, then one Allreduce of the gradient; loss is this rank's share
+                loss, _, _ = world.loss_and_grads(model, x, y, seed if config.dropout > 0 else None)
                 norm = clip_by_global_norm(model.grads, config.clip)  # before clipping; 0-d, on the device
                 run.opt.step(model.grads)
                 step, window = step + 1, window + 1
+                stop = world.agree_stop(signals.caught)  # issue 13: every rank stops after the same step
                 loss_sum, norm_sum = loss_sum + loss, norm_sum + norm  # device sums: no sync here
                 row = {}
                 if is_edge(config.print_every):  # an edge: now we may wait for the numbers
-                    avg = be.scalar(loss_sum) / window
+                    total, last = world.sum(be.scalar(loss_sum), be.scalar(loss))  # issue 13: over the ranks
+                    avg = total / window
                     if not math.isfinite(avg):
                         raise Diverged(f"the loss is {avg} at step {step}")
                     rate = window * x.size / (time.perf_counter() - t_window)
                     left = (config.max_steps - step) * (time.perf_counter() - t0) / (step - start_step)
-                    row = {"step": step, "loss": be.scalar(loss), "loss_avg": avg,
+                    row = {"step": step, "loss": last, "loss_avg": avg,
                            "grad_norm": be.scalar(norm_sum) / window, "lr": run.opt.lr, "chars_per_sec": rate}
                     say(f"step {step:>6}/{config.max_steps}  loss {row['loss']:.3f} (avg {avg:.3f})  "
                         f"grad norm {row['grad_norm']:.2f}  {rate:,.0f} char/s  {_duration(left)} left")
                     window, loss_sum, norm_sum = 0, 0.0, 0.0
                 if len(run.val_ids) and is_edge(config.eval_every):
-                    val_loss, val_acc = evaluate(model, run.val_ids, config.batch_size, config.seq_length,
-                                                 config.eval_batches)
+                    val_loss, val_acc = world.evaluate(evaluate, model, run.val_ids, config.batch_size,
+                                                       config.seq_length, config.eval_batches)  # issue 13
                     row.update(step=step, val_loss=val_loss, val_acc=val_acc)
                     say(f"step {step:>6}  validation loss {val_loss:.3f}  accuracy {val_acc:.3f}")
                 if row:
@@ -317,12 +323,14 @@ def train(config: TrainConfig) -> TrainResult:
                     result.history.append(row)
                     t_window = time.perf_counter()
                 if config.checkpoint_every and step % config.checkpoint_every == 0 or \
-                        step == config.max_steps or signals.caught:
-                    if window and not math.isfinite(be.scalar(loss_sum)):
+                        step == config.max_steps or stop:
+                    if window and not math.isfinite(world.sum(be.scalar(loss_sum))[0]):
                         raise Diverged(f"the loss is not finite before step {step}")
-                    save_checkpoint(run, step, run.elapsed + time.perf_counter() - t0, (result.history or [{}])[-1])
+                    if world.writes:  # issue 13
+                        save_checkpoint(run, step, run.elapsed + time.perf_counter() - t0,
+                                        (result.history or [{}])[-1])
                     saved_step = step
-            if step == saved_step == start_step and not config.resume:  # a signal before the first step
+            if step == saved_step == start_step and not config.resume and world.writes:  # a signal before step 1
                 save_checkpoint(run, step, 0.0, {})
         except Diverged as exc:
             last = checkpoint.list_checkpoints(run.run_dir / "checkpoints")
@@ -330,10 +338,12 @@ def train(config: TrainConfig) -> TrainResult:
             raise Diverged(f"training stopped: {exc}; {where}. Try a smaller --lr, or clipping (--clip 5)") from None
         finally:
             result.step = step
-            _plot_quietly(run.run_dir)
-    result.checkpoint, result.stopped_by = checkpoint.find(run.run_dir), signals.caught
-    if signals.caught:
-        say(f"{signals.caught}: saved step {step} to {result.checkpoint}; continue with "
+            if world.writes:  # issue 13
+                _plot_quietly(run.run_dir)
+    result.checkpoint = checkpoint.find(run.run_dir) if world.writes else None
+    result.stopped_by = stop
+    if stop:
+        say(f"{stop}: saved step {step} to {result.checkpoint}; continue with "
             f"python -m minirnn.train --resume {run.run_dir} --max-steps {config.max_steps}")
     else:
         say(f"done: step {step}, checkpoint {result.checkpoint}, curve {run.run_dir / 'loss.png'}")
@@ -415,8 +425,10 @@ def main(argv=None) -> int:
             config = TrainConfig(**args)
         keep_freed_memory()  # every step reuses the last one's memory instead of faulting in fresh pages (malloc.py)
         result = train(config)
-    except (DataError, TrainError, CheckpointError, ConfigError, BackendError) as exc:
+    except (DataError, TrainError, CheckpointError, ConfigError, BackendError, distributed.MPIUnavailable) as exc:
         print(f"minirnn.train: error: {exc}", file=sys.stderr)
+        return 2
+    except distributed.PeerFailed:  # issue 13: another rank failed during setup, and printed why
         return 2
     except Diverged as exc:
         print(f"minirnn.train: {exc}", file=sys.stderr)
