@@ -145,7 +145,7 @@ def cell_state_gradient(forget_bias, wh_scale=0.2, seed=1):
     direct = upstream.copy()
     for t in reversed(range(T)):
         measured[t], direct_norm[t] = np.linalg.norm(dstate[1]), np.linalg.norm(direct)
-        f_t = caches[t][3]  # the cache keeps the gates: (x, h_prev, i, f, o, g, c_prev, tanh c)
+        f_t = caches[t].gates.f  # the step's cache keeps x, h_prev and the gates (i, f, o, g, c_prev, tanh_c)
         forget[t] = f_t[0]
         direct = direct * f_t  # the direct path alone: times f, step by step
         _, dstate = cell.step_backward(pb, dstate, caches[t], grads)

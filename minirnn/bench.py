@@ -29,7 +29,7 @@ from .data import Vocab
 from .malloc import keep_freed_memory
 from .model import CharRNN, ConfigError, ModelConfig
 from .optim import Adam, clip_by_global_norm
-from .parallel import cpu_count
+from .parallel import DataParallel, cpu_count
 from .sample import sample
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -54,15 +54,16 @@ class MinirnnSide:
     def __init__(self, args, data):
         self.be = get_backend(args.backend, "float32")
         self.model = CharRNN(ModelConfig(args.vocab_size, args.hidden_size, args.layers, args.cell), self.be,
-                             seed=args.seed, threads=args.threads)
+                             seed=args.seed)
+        self.parallel = DataParallel(self.model, threads=args.threads)  # the shard seam, as in training
         self.opt = Adam(self.model.params, lr=1e-3)
         self.data = [(self.be.asarray(x), self.be.asarray(y)) for x, y in data]
         self.clip = args.clip
-        self.shards = args.shards or None  # None: the model's own choice, as in training
+        self.shards = args.shards or None  # None: DataParallel's own choice, as in training
 
     def train_step(self, i):
         x, y = self.data[i % len(self.data)]
-        loss, _, _ = self.model.loss_and_grads(x, y, shards=self.shards)
+        loss, _, _ = self.parallel.loss_and_grads(x, y, shards=self.shards)
         clip_by_global_norm(self.model.grads, self.clip)
         self.opt.step(self.model.grads)
         self.be.synchronize()
@@ -316,7 +317,7 @@ def main(argv=None) -> int:
     print(f"config: cell={args.cell} vocab={V} hidden={H} layers={L} batch={N} seq={T} float32, "
           f"Adam, clip {args.clip}; params {sides[0].model.num_params():,}")
     if args.backend == "numpy":
-        shards = args.shards or sides[0].model.default_shards(N)
+        shards = args.shards or sides[0].parallel.shards(N)
         print(f"minirnn: {args.threads} threads; the batch runs as {shards} shard(s) of about {N // shards} rows"
               + (", one BLAS thread each (minirnn/parallel.py)" if shards > 1 else ""))
     result = {"config": {k: v for k, v in vars(args).items() if k != "memory_child"}}

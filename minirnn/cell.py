@@ -1,50 +1,32 @@
-"""The cell contract, and running any cell over a whole sequence with masks.
+"""The cell contract, and the two time loops that run a cell over a whole sequence.
 
-Legend for shapes in this package:
+Shapes in this package:
     N batch, T time, D input features, H hidden units, V vocabulary, G gates.
-Arrays are batch-major per time step: one row per sequence, ``x_t`` is (N, D)
-and ``h_t`` is (N, H). Sequences are time-major, ``x`` is (T, N, D), so that
-each time step is one contiguous block. The tutorial writes
-``a = W·h + U·x + b`` with column vectors; with rows that is
-``a = x·Wx + h·Wh + b``, i.e. ``Wx = Uᵀ`` and ``Wh = Wᵀ``.
+Arrays are batch-major per time step: one row per sequence, so ``x_t`` is (N, D)
+and ``h_t`` is (N, H). Sequences are time-major, ``x`` is (T, N, D), so that each
+time step is one contiguous block. The tutorial writes ``a = W·h + U·x + b`` with
+column vectors; with rows that is ``a = x·Wx + h·Wh + b``, i.e. ``Wx = Uᵀ`` and ``Wh = Wᵀ``.
 
-A cell is anything that follows :class:`Cell`'s contract:
+A cell is anything that follows :class:`Cell`'s contract: its state names, its
+parameters' shapes and initial values, and one time step forward and backward.
+:meth:`Cell.forward` and :meth:`Cell.backward` then run it over a sequence with
+masks: the *step loop*, which works for any cell. docs/appendix.md writes a new
+cell from scratch this way.
 
-* ``state_names``: the names of its state arrays, each (N, H). The first one,
-  ``h``, is also the cell's output (the LSTM adds ``c``).
-* ``param_shapes(D, H)`` and ``init_params(D, H, rng)``: its parameters, by name.
-* ``step_forward(p, x, state) -> (state_new, cache)``: one time step.
-* ``step_backward(p, dstate_new, cache, grads) -> (dx, dstate)``: the step's
-  backward pass; it *adds* the parameter gradients into ``grads`` (the same
-  weights are used at every step, so their gradient is the sum over steps).
-
-From those four, :meth:`Cell.forward` and :meth:`Cell.backward` run a whole
-sequence, with variable lengths, for any cell. The built-in cells override
-them with faster versions that do the same arithmetic (the tests check both).
-
-Also part of the contract, with defaults: ``name`` (a short label, used in the
-gradient check's rows), ``takes_ids`` (False: the model one-hot encodes the
-first layer's input for you), ``shard_rows`` (how thin a shard of a batch may
-be when training splits it over the CPU cores; 0: never split) and
-``zero_state`` (override it only if a state is not (N, H)). A cell keeps no parameters itself, so one object can serve
-several layers, and it must be constructible with no arguments: that is how
-``make_cell("mypkg.cells:MyCell")`` builds it for the model, the training
-command and ``python -m minirnn.gradcheck --cell mypkg.cells:MyCell``.
-docs/appendix.md writes a new cell from scratch and runs it through all of these.
-
-Optional: ``recur(p, xa, state) -> (state_new, step_cache)``, the step given
-its input part ``xa = x_t·Wx + b`` already computed, and ``activate(a, state)
--> (state_new, step_cache)``, the step given its whole pre-activation
-``a = x_t·Wx + h_{t-1}·Wh + b``. The built-in cells have ``recur`` (RNN and
-LSTM also ``activate``); ``CharRNN.step`` (sampling) uses them to turn a
-one-hot input into a row lookup and a later layer's two products into one,
-and falls back to ``step_forward`` for cells without them.
+The built-in cells are ProjectedCells (projected.py): cells whose step is gate math
+on two matrix products, which run over a sequence in a faster loop of their own that
+does the same arithmetic. The tests pin both loops to agree.
 """
+
 from __future__ import annotations
+
+from typing import Any, NamedTuple
 
 import numpy
 
 from .backend import array_module
+
+State = tuple  # a cell's state: one (N, H) array per name in ``state_names``
 
 
 def sub_tree(tree: dict, prefix: str) -> dict:
@@ -53,7 +35,7 @@ def sub_tree(tree: dict, prefix: str) -> dict:
     The values are the same array objects, so a cell that does ``grads["Wx"] += ...``
     on the sub-tree adds into the caller's arrays.
     """
-    return {k[len(prefix):]: v for k, v in tree.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in tree.items() if k.startswith(prefix)}
 
 
 def onehot(ids, D: int, dtype):
@@ -62,144 +44,114 @@ def onehot(ids, D: int, dtype):
     return (ids[..., None] == xp.arange(D)).astype(dtype)
 
 
-def project_inputs(x, Wx, b):
-    """x_t·Wx + b for every time step, with the GEMM hoisted out of the time loop.
-
-    x is (T, N, D) floats, or (T, N) integer ids standing for one-hot rows.
-    ``xa = project_inputs(x, Wx, b)`` then ``xa[t]`` is x_t·Wx + b, (N, G*H),
-    an array the caller may overwrite. Ask for each t once: for float inputs
-    the bias is added in place when row block t is handed out.
-
-    Floats: x·Wx for all T*N rows is one GEMM here, instead of T small ones in
-    the loop; b is added per step, while the block is in cache. Ids: one-hot·Wx
-    is a row lookup of Wx, so ``xa[t]`` gathers N rows of the (V, G*H) table
-    Wx + b (b added to V rows, not to T*N), and nothing of size T*N is made.
-    """
-    return _ProjectedInputs(x, Wx, b)
-
-
-class _ProjectedInputs:
-    def __init__(self, x, Wx, b):
-        self.ids = x.dtype.kind in "iu"
-        if self.ids:
-            self.x, self.table = x, Wx + b  # (T, N) and (V, GH)
-        else:
-            T, N, D = x.shape
-            self.xw, self.b = (x.reshape(T * N, D) @ Wx).reshape(T, N, -1), b  # (T, N, GH)
-
-    def __getitem__(self, t):
-        if self.ids:
-            return self.table[self.x[t]]  # (N, GH), a new array
-        xa = self.xw[t]
-        xa += self.b
-        return xa
-
-
-def project_inputs_backward(x, Wx, dA, grads, prefix=""):
-    """The backward of :func:`project_inputs`; adds dWx and db into ``grads``, returns dx.
-
-    dA is (T, N, G*H). For ids, dWx is a sum of dA's rows grouped by id: we
-    write it as onehot(x)ᵀ · dA, a GEMM, which is about 10x faster than the
-    scatter-add ``xp.add.at``. The ids have no gradient (dx is None).
-    """
-    T, N, GH = dA.shape
-    dA2 = dA.reshape(T * N, GH)
-    grads[prefix + "b"] += dA2.sum(axis=0)
-    if x.dtype.kind in "iu":
-        D = Wx.shape[0]
-        grads[prefix + "Wx"] += onehot(x.reshape(T * N), D, dA.dtype).T @ dA2  # (D, GH)
-        return None
-    D = x.shape[2]
-    grads[prefix + "Wx"] += x.reshape(T * N, D).T @ dA2  # (D, GH)
-    return (dA2 @ Wx.T).reshape(T, N, D)
+def is_ids(x) -> bool:
+    """True for integer ids standing for one-hot rows, False for float inputs."""
+    return x.dtype.kind in "iu"
 
 
 class Cell:
-    """Base class and contract of a recurrent cell (see the module docstring).
+    """Base class and contract of a recurrent cell.
 
-    Subclasses set ``state_names`` and implement ``param_shapes``,
-    ``init_params``, ``step_forward`` and ``step_backward``. Everything else
-    (sequences, masks, stacking, training, gradient checks) comes for free.
+    A subclass sets ``state_names`` and implements ``param_shapes``, ``init_params``,
+    ``step_forward`` and ``step_backward``; sequences, masks, stacking, training and
+    gradient checks then come for free. A cell keeps no parameters itself (they come
+    in as the dict ``p``), so one object serves several layers, and it must be
+    constructible with no arguments (``make_cell("mypkg.cells:MyCell")`` builds it so).
     """
 
-    name = "cell"
-    state_names: tuple[str, ...] = ("h",)
-    # True if forward() also takes (T, N) integer ids for one-hot inputs (the
-    # built-in cells do, as a row lookup); otherwise the model one-hot encodes.
+    name = "cell"  # a short label, used in the gradient check's rows
+    state_names: tuple[str, ...] = ("h",)  # the first, h, is also the cell's output
+    # True if the cell also takes (T, N) integer ids for one-hot inputs (as a row lookup);
+    # otherwise the model one-hot encodes the first layer's input for it.
     takes_ids = False
-    # On the CPU a batch is split into shards of at least this many rows, one
-    # per core (parallel.py); 0: never split. Below about 32 rows a GEMM no
-    # longer runs at full speed on one core.
-    shard_rows = 32
 
-    # -- the contract ------------------------------------------------------------
+    # -- the contract ----------------------------------------------------------------------
     def param_shapes(self, D: int, H: int) -> dict[str, tuple[int, ...]]:
+        """The parameters of a layer with D inputs and H units, by name."""
         raise NotImplementedError
 
     def init_params(self, D: int, H: int, rng: numpy.random.Generator) -> dict[str, numpy.ndarray]:
+        """Initial values, as float64 NumPy arrays of the shapes ``param_shapes`` gives."""
         raise NotImplementedError
 
-    def step_forward(self, p, x, state):
+    def step_forward(self, p: dict, x, state: State) -> tuple[State, Any]:
+        """One time step: x (N, D), state (each (N, H)) -> (the new state, a cache for backward)."""
         raise NotImplementedError
 
-    def step_backward(self, p, dstate, cache, grads):
+    def step_backward(self, p: dict, dstate: State, cache, grads: dict) -> tuple[Any, State]:
+        """The step's backward: dL/d(new state) -> (dx (N, D), dL/d(previous state)).
+
+        It *adds* the parameter gradients into ``grads``: the same weights are used at
+        every step, so their gradient is the sum over steps.
+        """
         raise NotImplementedError
 
-    # -- a whole sequence, for any cell ----------------------------------------
-    def forward(self, p, x, state0, mask=None):
+    def zero_state(self, xp, N: int, H: int, dtype) -> State:
+        """The all-zero initial state; override it only if a state is not (N, H)."""
+        return tuple(xp.zeros((N, H), dtype=dtype) for _ in self.state_names)
+
+    # -- the step loop: a whole sequence, for any cell -------------------------------------
+    def forward(self, p: dict, x, state0: State, mask=None):
         """Run the cell over a sequence.
 
-        Inputs: x (T, N, D) floats; state0, a tuple of (N, H) arrays; mask, (T, N) of 0/1 or None for
-        "every position is real". Past a sequence's end (mask 0) its state is
-        carried unchanged and its output is zero.
+        Inputs: x (T, N, D) floats; state0; mask (T, N) of 0/1, or None for "every
+        position is real". Past a sequence's end (mask 0) its state is carried unchanged
+        and its output is zero.
         Returns: hs, the outputs (T, N, H); the final state; a cache for backward.
         """
         xp = array_module(x)
-        T = x.shape[0]
-        hs = xp.zeros((T,) + state0[0].shape, dtype=state0[0].dtype)
+        hs = xp.zeros((x.shape[0],) + state0[0].shape, dtype=state0[0].dtype)
         state, caches = tuple(state0), []
-        for t in range(T):
+        for t in range(x.shape[0]):
             new, cache = self.step_forward(p, x[t], state)
             if mask is not None:
-                m = mask[t][:, None]  # (N, 1)
-                new = tuple(m * s_new + (1 - m) * s_old for s_new, s_old in zip(new, state))
-                hs[t] = m * new[0]
-            else:
-                hs[t] = new[0]
+                new = carry(mask[t], new, state)
+            hs[t] = new[0] if mask is None else mask[t][:, None] * new[0]
             state = new
             caches.append(cache)
-        return hs, state, (x, mask, caches)
+        return hs, state, StepLoopCache(x, mask, caches)
 
-    def backward(self, p, dhs, dstate_T, cache, grads):
+    def backward(self, p: dict, dhs, dstate_T: State, cache, grads: dict):
         """Backpropagation through time: walk the steps in reverse, carrying dstate.
 
-        Inputs: dhs (T, N, H), the gradient of the loss w.r.t. the outputs;
-        dstate_T, the gradient w.r.t. the final state (zeros if unused); the
-        cache from :meth:`forward`. Adds parameter gradients into ``grads``.
-        Returns: dx (T, N, D) and dstate0.
+        Inputs: dhs (T, N, H), the gradient w.r.t. the outputs; dstate_T, the gradient
+        w.r.t. the final state (zeros if unused); the cache from :meth:`forward`.
+        Adds parameter gradients into ``grads``. Returns dx (T, N, D) and dstate0.
         """
         x, mask, caches = cache
-        xp = array_module(dhs)
-        dx = xp.zeros_like(x)
+        dx = array_module(dhs).zeros_like(x)
         dstate = tuple(dstate_T)
         for t in reversed(range(len(caches))):
-            if mask is not None:
-                m = mask[t][:, None]
-                # state_t = m * new + (1 - m) * state_{t-1}, output_t = m * new_h
-                dnew = tuple(m * ds for ds in dstate)
-                dnew = (dnew[0] + m * dhs[t],) + dnew[1:]
-                dcarry = tuple((1 - m) * ds for ds in dstate)
-            else:
-                dnew = (dstate[0] + dhs[t],) + tuple(dstate[1:])
-                dcarry = None
+            dnew, dcarried = carry_backward(None if mask is None else mask[t], dhs[t], dstate)
             dx[t], dprev = self.step_backward(p, dnew, caches[t], grads)
-            dstate = dprev if dcarry is None else tuple(a + b for a, b in zip(dprev, dcarry))
+            dstate = dprev if dcarried is None else tuple(a + b for a, b in zip(dprev, dcarried))
         return dx, dstate
-
-    # -- helpers -----------------------------------------------------------------
-    def zero_state(self, xp, N: int, H: int, dtype):
-        """The all-zero initial state, one (N, H) array per name in ``state_names``."""
-        return tuple(xp.zeros((N, H), dtype=dtype) for _ in self.state_names)
 
     def __repr__(self):
         return f"{type(self).__name__}()"
+
+
+class StepLoopCache(NamedTuple):
+    x: Any  # (T, N, D) the inputs
+    mask: Any  # (T, N) or None
+    steps: list  # one step_forward cache per time step
+
+
+# -- masks: past a sequence's end its state is carried unchanged ---------------------------
+def carry(m, new: State, old: State) -> State:
+    """state_t = m ⊙ new + (1 - m) ⊙ state_{t-1}, with m (N,) this step's mask."""
+    m = m[:, None]
+    return tuple(m * s_new + (1 - m) * s_old for s_new, s_old in zip(new, old))
+
+
+def carry_backward(m, dh_out, dstate: State):
+    """The backward of :func:`carry` and of output_t = m ⊙ h_new, for one step.
+
+    dh_out (N, H) is dL/d(output_t), dstate dL/d(state_t). Returns dL/d(new state) and
+    the part of dL/d(state_{t-1}) that skipped the step (None without a mask).
+    """
+    if m is None:
+        return (dstate[0] + dh_out,) + tuple(dstate[1:]), None
+    m = m[:, None]
+    dnew = (m * (dstate[0] + dh_out),) + tuple(m * ds for ds in dstate[1:])
+    return dnew, tuple((1 - m) * ds for ds in dstate)

@@ -43,7 +43,7 @@ import sys
 
 import numpy
 
-from .parallel import run_shards, split_rows
+from .parallel import split_rows
 
 LAUNCHER_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK")
 
@@ -88,11 +88,12 @@ class Single:
     def setup(self, prepare_run, config):
         return prepare_run(config)
 
-    def loss_and_grads(self, model, x, y, dropout_seed):
-        """The loss of the whole batch x, y (host (N, T)) and its gradient in ``model.grads``.
-        In a world of several ranks, this rank's share of the loss (the sum over ranks is the loss)."""
-        be = model.backend
-        return model.loss_and_grads(be.asarray(x), be.asarray(y), dropout_seed=dropout_seed)
+    def loss_and_grads(self, dp, x, y, dropout_seed):
+        """The loss of the whole batch x, y (host (N, T)) and its gradient in ``dp.model.grads``;
+        ``dp`` is the model's parallel.DataParallel. In a world of several ranks: this rank's share
+        of the loss (the sum over the ranks is the batch's), and the whole batch's gradient."""
+        be = dp.model.backend
+        return dp.loss_and_grads(be.asarray(x), be.asarray(y), dropout_seed=dropout_seed)
 
     def sum(self, *values: float) -> tuple:
         """Host numbers summed over the ranks (here: themselves)."""
@@ -191,15 +192,18 @@ class MPIWorld(Single):
         return numpy.frombuffer(digest, numpy.uint8).copy()
 
     # -- every step ----------------------------------------------------------------------------------------
-    def loss_and_grads(self, model, x, y, dropout_seed):
+    def loss_and_grads(self, dp, x, y, dropout_seed):
+        model = dp.model
         be, xp = model.backend, model.backend.xp
         N, T = x.shape
         mine = split_rows(N, self.size)[self.rank]
         drops = model.dropout_masks(dropout_seed, T, N)  # the whole batch's masks, then this rank's rows
         drops = [None if d is None else xp.ascontiguousarray(d[:, mine]) for d in drops]
-        loss = _rows_loss_and_grads(model, be.asarray(x[mine]), be.asarray(y[mine]), drops, T * N)
+        # Within the rank, DataParallel splits the rows again, one shard per thread (--threads).
+        loss, logits, final = dp.loss_and_grads(be.asarray(x[mine]), be.asarray(y[mine]), drops=drops,
+                                                count=T * N)
         self.allreduce(model.grad_flat, be)
-        return loss, None, None
+        return loss, logits, final
 
     def allreduce(self, flat, be):
         """Sum ``flat`` over the ranks in place: one Allreduce. On a GPU through one host buffer:
@@ -255,31 +259,3 @@ class MPIWorld(Single):
             print(f"minirnn.train: rank {self.rank}: {what}; stopping every rank", file=sys.stderr, flush=True)
             self.comm.Abort(code)
 
-
-def _rows_loss_and_grads(model, x, y, drops, count):
-    """This rank's rows x, y (n, T), split again into one shard per thread (parallel.py); every shard
-    divides by ``count``, the whole batch's positions. Sets ``model.grads``; returns the rows' loss.
-
-    Until parallel.DataParallel takes ``drops`` and ``count`` (the redesign, issue 14) this calls the
-    model's one-shard pass, ``_loss_and_grads``, the function its own sharded pass calls.
-    """
-    from .model import named_views
-    rows = split_rows(len(x), model.default_shards(len(x)))
-    while len(model._shard_grads) < len(rows) - 1:
-        model._shard_grads.append(model.backend.zeros(model.flat.size))
-    buffers = [model.grad_flat] + model._shard_grads[:len(rows) - 1]
-
-    def shard(k):
-        r = rows[k]
-        buffers[k].fill(0)
-        grads = model.grads if k == 0 else named_views(buffers[k], model.shapes)
-        return model._loss_and_grads(x[r], y[r], None, None, [None if d is None else d[:, r] for d in drops],
-                                     count, grads)[0]
-
-    losses = run_shards(shard, len(rows))
-    for extra in buffers[1:]:
-        model.grad_flat += extra
-    loss = losses[0]
-    for part in losses[1:]:
-        loss = loss + part
-    return loss

@@ -38,6 +38,7 @@ from .bidirectional import Bidirectional
 from .gapfill import GapFiller, make_windows
 from .layers import dense_backward, dense_forward, sequence_cross_entropy, sequence_cross_entropy_backward
 from .model import CharRNN, ConfigError, ModelConfig, make_cell
+from .parallel import DataParallel
 from .wrappers import DenseDecoderCell, StackedCell
 
 TOLERANCE = 1e-7
@@ -220,7 +221,7 @@ def check_shards(cell_name: str, be: Backend, seed: int = 0, tol: float = TOLERA
     def loss():
         return be.scalar(model.loss(x, y, None, lengths, dropout_seed=seed)[0])
 
-    model.loss_and_grads(x, y, None, lengths, dropout_seed=seed, shards=2)
+    DataParallel(model).loss_and_grads(x, y, None, lengths, dropout_seed=seed, shards=2)
     grads = {k: be.to_host(g).copy() for k, g in model.grads.items()}
     return [Row(f"shards({model.cells[0].name})", name, rel_error(grads[name], numerical_gradient(loss, p)), tol)
             for name, p in model.params.items()]

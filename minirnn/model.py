@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
 
 import numpy
 
@@ -19,10 +20,16 @@ from .backend import Backend, get_backend
 from .cell import Cell, onehot, sub_tree
 from .gru import GRU
 from .init import truncated_normal
-from .layers import (dense_backward, dense_forward, dropout_backward, dropout_forward, dropout_mask,
-                     sequence_cross_entropy, sequence_cross_entropy_backward)
+from .layers import (
+    dense_backward,
+    dense_forward,
+    dropout_backward,
+    dropout_forward,
+    dropout_mask,
+    sequence_cross_entropy,
+    sequence_cross_entropy_backward,
+)
 from .lstm import LSTM
-from .parallel import can_shard, cpu_count, run_shards, shard_count, split_rows
 from .rnn import RNN
 
 CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
@@ -81,22 +88,27 @@ def named_views(flat, shapes: dict) -> dict:
     return views
 
 
+class ModelCache(NamedTuple):
+    layers: list  # per layer: (the cell's sequence cache, its dropout mask or None)
+    decoder: Any  # the dense decoder's cache
+    mask: Any  # (T, N) of 0/1, or None: every position is real
+    shape: tuple  # (T, N)
+
+
 class CharRNN:
     """A stack of ``num_layers`` cells and a dense decoder over a vocabulary.
+
+    The model computes the loss and gradients of the batch it is given; splitting a
+    batch over CPU cores (parallel.py) or processes (distributed.py) wraps it.
 
     >>> m = CharRNN(ModelConfig(vocab_size=65), seed=0)
     >>> m.num_params()
     871745
     """
 
-    def __init__(self, config: ModelConfig, backend: Backend | None = None, seed: int = 0,
-                 threads: int | None = None):
+    def __init__(self, config: ModelConfig, backend: Backend | None = None, seed: int = 0):
         self.config = config.validate()
         self.backend = backend or get_backend()
-        # CPU threads for a training step: the batch is split into one shard per thread (parallel.py).
-        # On a GPU one stream does the whole batch. None: one per core.
-        self.threads = (threads or cpu_count()) if self.backend.name == "numpy" else 1
-        self._shard_grads = []  # extra gradient buffers, one per shard after the first
         self.cells = [make_cell(config.cell) for _ in range(config.num_layers)]
         V, H = config.vocab_size, config.hidden_size
         self.shapes = {}
@@ -112,8 +124,6 @@ class CharRNN:
         self.grads = named_views(self.grad_flat, self.shapes)
         self.load_params(self.init_params(seed))
         self._layer_params = [self.layer_params(k, self.params) for k in range(len(self.cells))]
-        self._layer_grads = [self.layer_params(k, self.grads) for k in range(len(self.cells))]
-        self._stacked = [self.stacked_weights(k) for k in range(len(self.cells))]
 
     # -- parameters ---------------------------------------------------------------------------
     def init_params(self, seed: int) -> dict:
@@ -133,10 +143,14 @@ class CharRNN:
         """Copy named host arrays into the parameter buffer; names and shapes must match."""
         if set(host) != set(self.shapes):
             missing, extra = set(self.shapes) - set(host), set(host) - set(self.shapes)
-            raise ConfigError(f"parameter names differ (missing {sorted(missing)}, unexpected {sorted(extra)})")
+            raise ConfigError(
+                f"parameter names differ (missing {sorted(missing)}, unexpected {sorted(extra)})"
+            )
         for name, value in host.items():
             if tuple(value.shape) != self.shapes[name]:
-                raise ConfigError(f"parameter {name} has shape {tuple(value.shape)}, expected {self.shapes[name]}")
+                raise ConfigError(
+                    f"parameter {name} has shape {tuple(value.shape)}, expected {self.shapes[name]}"
+                )
             self.params[name][...] = self.backend.asarray(value)
 
     def host_params(self) -> dict:
@@ -149,51 +163,33 @@ class CharRNN:
         """The views of one layer, without the "l0." prefix: what the cells expect."""
         return sub_tree(tree, f"l{layer}.")
 
-    def stacked_weights(self, layer: int):
-        """[Wx; Wh] of a layer as one (D + H, G·H) view of the buffer, or None.
-
-        Wx and Wh lie one after the other in the buffer, so stacked they are one
-        matrix, and x·Wx + h·Wh = [x, h]·[Wx; Wh] is one matrix product instead
-        of two: what sampling's one-row steps want (see :meth:`step`).
-        """
-        names = list(self.shapes)
-        wx, wh = f"l{layer}.Wx", f"l{layer}.Wh"
-        if wx not in self.shapes or wh not in self.shapes or names.index(wh) != names.index(wx) + 1:
-            return None
-        (D, G), (H, G2) = self.shapes[wx], self.shapes[wh]
-        if G != G2:
-            return None
-        start = sum(int(numpy.prod(self.shapes[n])) for n in names[:names.index(wx)])
-        return self.flat[start:start + (D + H) * G].reshape(D + H, G)
-
-    def zero_state(self, N: int):
+    def zero_state(self, N: int) -> list:
         """One tuple of (N, H) zero arrays per layer."""
         H, be = self.config.hidden_size, self.backend
         return [cell.zero_state(be.xp, N, H, be.dtype) for cell in self.cells]
 
-    # -- forward and backward ---------------------------------------------------------------------
-    def forward(self, x, state=None, lengths=None, dropout_seed=None):
-        """x (N, T) integer ids -> logits (T, N, V), final state, cache.
-
-        state: per layer, a tuple of (N, H) arrays (zeros if None). lengths: (N,)
-        true lengths for a padded batch (None: all T). dropout is applied only
-        when ``dropout_seed`` is given (training); the seed fixes the masks.
-        """
-        N, T = x.shape
-        return self._forward(x, state, lengths, self.dropout_masks(dropout_seed, T, N))
-
     def dropout_masks(self, seed, T: int, N: int) -> list:
-        """Per layer, the (T, N, H) inverted-dropout mask of a training step; None entries: no dropout."""
+        """Per layer, the (T, N, H) inverted-dropout mask of a training step drawn from ``seed``;
+        None entries: no dropout (no seed, or a rate of 0)."""
         rate, be = self.config.dropout, self.backend
         if seed is None or rate == 0:
             return [None] * len(self.cells)
         shape = (T, N, self.config.hidden_size)
-        return [dropout_mask(be.uniform(seed * 1000 + layer, shape), rate) for layer in range(len(self.cells))]
+        return [dropout_mask(be.uniform(seed * 1000 + k, shape), rate) for k in range(len(self.cells))]
 
-    def _forward(self, x, state, lengths, drops):
+    # -- forward and backward ---------------------------------------------------------------------
+    def forward(self, x, state=None, lengths=None, dropout_seed=None, *, drops=None):
+        """x (N, T) integer ids -> logits (T, N, V), final state, cache.
+
+        state: per layer, a tuple of (N, H) arrays (zeros if None). lengths: (N,) true
+        lengths for a padded batch (None: all T). Dropout is applied only in training,
+        when ``dropout_seed`` is given (the seed fixes the masks) or the masks themselves
+        are (``drops``, from :meth:`dropout_masks`; how a shard gets its rows of them).
+        """
         be, xp = self.backend, self.backend.xp
         N, T = x.shape
         V, H = self.config.vocab_size, self.config.hidden_size
+        drops = self.dropout_masks(dropout_seed, T, N) if drops is None else drops
         ids = xp.ascontiguousarray(x.T)  # (T, N): time-major, each step one block
         mask = None
         if lengths is not None:
@@ -204,136 +200,86 @@ class CharRNN:
             if layer == 0 and not cell.takes_ids:
                 inp = onehot(ids, V, be.dtype)  # (T, N, V) for cells without a row lookup
             hs, s_final, cache = cell.forward(self._layer_params[layer], inp, state[layer], mask)
-            drop = drops[layer]
-            if drop is not None:
-                hs = dropout_forward(hs, drop)
-            layer_caches.append((cache, drop))
+            if drops[layer] is not None:
+                hs = dropout_forward(hs, drops[layer])
+            layer_caches.append((cache, drops[layer]))
             final.append(s_final)
             inp = hs
         logits, dcache = dense_forward(inp.reshape(T * N, H), self.params["dec.W"], self.params["dec.b"])
-        return logits.reshape(T, N, V), final, (layer_caches, dcache, mask, (T, N))
+        return logits.reshape(T, N, V), final, ModelCache(layer_caches, dcache, mask, (T, N))
 
-    def backward(self, dlogits, cache, dstate=None, grads=None):
+    def backward(self, dlogits, cache: ModelCache, dstate=None, grads=None) -> list:
         """dlogits (T, N, V) -> adds every parameter's gradient into ``grads`` (default ``self.grads``).
 
         dstate: per layer, the gradient w.r.t. the final state (None: zeros).
         Returns the gradient w.r.t. the initial state, per layer.
         """
-        layer_caches, dcache, mask, (T, N) = cache
+        T, N = cache.shape
         V, H = self.config.vocab_size, self.config.hidden_size
-        if grads is None or grads is self.grads:
-            grads, layer_grads = self.grads, self._layer_grads
-        else:
-            layer_grads = [self.layer_params(k, grads) for k in range(len(self.cells))]
-        dh = dense_backward(dlogits.reshape(T * N, V), dcache, self.params["dec.W"], grads, "dec.")
+        grads = self.grads if grads is None else grads
+        dh = dense_backward(dlogits.reshape(T * N, V), cache.decoder, self.params["dec.W"], grads, "dec.")
         dh = dh.reshape(T, N, H)
-        if dstate is None:
-            dstate = self.zero_state(N)
+        dstate = self.zero_state(N) if dstate is None else dstate
         dstate0 = [None] * len(self.cells)
         for layer in reversed(range(len(self.cells))):
-            cache, drop = layer_caches[layer]
+            layer_cache, drop = cache.layers[layer]
             if drop is not None:
                 dh = dropout_backward(dh, drop)
-            cell = self.cells[layer]
-            dh, dstate0[layer] = cell.backward(self._layer_params[layer], dh, dstate[layer], cache,
-                                               layer_grads[layer])
+            p, g = self._layer_params[layer], self.layer_params(layer, grads)
+            dh, dstate0[layer] = self.cells[layer].backward(p, dh, dstate[layer], layer_cache, g)
         return dstate0
+
+    def loss(self, x, y, state=None, lengths=None, dropout_seed=None, *, drops=None, count=None):
+        """Forward and the masked mean cross-entropy. Returns loss (0-d), logits, final state, cache.
+
+        count: the divisor of the loss (default: the positions kept in this batch); a shard of
+        a bigger batch passes the whole batch's, so that the shards' losses add up.
+        """
+        logits, final, cache = self.forward(x, state, lengths, dropout_seed, drops=drops)
+        T, N, V = logits.shape
+        targets = self.backend.xp.ascontiguousarray(y.T).reshape(T * N)
+        weights = None if cache.mask is None else cache.mask.reshape(T * N)
+        loss, lcache = sequence_cross_entropy(logits.reshape(T * N, V), targets, weights, count)
+        return loss, logits, final, (cache, lcache)
+
+    def loss_and_grads(
+        self, x, y, state=None, lengths=None, dropout_seed=None, *, drops=None, count=None, grads=None
+    ):
+        """One forward and backward pass over the batch: set the gradients (``self.grads``, or
+        the named views ``grads``); return loss, logits (T, N, V), final state.
+
+        ``drops``, ``count`` and ``grads`` let a caller run one shard of a bigger batch
+        (parallel.py): its rows of the dropout masks, the whole batch's count, its own buffer.
+        """
+        if grads is None or grads is self.grads:
+            grads = self.grads
+            self.grad_flat.fill(0)
+        else:
+            for g in grads.values():
+                g.fill(0)
+        loss, logits, final, (cache, lcache) = self.loss(
+            x, y, state, lengths, dropout_seed, drops=drops, count=count
+        )
+        T, N, V = logits.shape
+        self.backward(sequence_cross_entropy_backward(lcache).reshape(T, N, V), cache, grads=grads)
+        return loss, logits, final
 
     def step(self, ids, state):
         """One time step for generation: ids (N,) -> logits (N, V) and the new state.
 
-        The state carries everything the model has read so far, so priming and
-        sampling feed one character at a time without re-reading the past. This
-        is the hot loop of sampling, so it skips the sequence machinery. For the
-        built-in cells: the first layer's input part x·Wx + b is a row lookup,
-        and the cell's ``recur`` adds h·Wh; a later layer's whole pre-activation
-        is one product [x, h]·[Wx; Wh] + b, handed to the cell's ``activate``
-        (GRU needs h·Wh on its own, so it takes ``recur``). Other cells take
-        ``step_forward``.
+        The state carries everything the model has read so far, so priming and sampling
+        feed one character at a time without re-reading the past. Each layer runs its
+        cell's ``step_forward``; a built-in cell turns the first layer's one-hot input
+        into a row lookup of Wx.
         """
-        xp = self.backend.xp
         inp, new_state = ids, []
         for layer, cell in enumerate(self.cells):
-            p, first, W = self._layer_params[layer], layer == 0, self._stacked[layer]
-            if first and cell.takes_ids and hasattr(cell, "recur"):
-                s, _ = cell.recur(p, p["Wx"][inp] + p["b"], state[layer])  # one-hot·Wx: a row lookup
-            elif not first and W is not None and hasattr(cell, "activate"):
-                s, _ = cell.activate(xp.concatenate([inp, state[layer][0]], axis=1) @ W + p["b"], state[layer])
-            elif hasattr(cell, "recur"):
-                s, _ = cell.recur(p, inp @ p["Wx"] + p["b"], state[layer])
-            else:
-                x = onehot(inp, self.config.vocab_size, self.backend.dtype) if first else inp
-                s, _ = cell.step_forward(p, x, state[layer])
+            if layer == 0 and not cell.takes_ids:
+                inp = onehot(inp, self.config.vocab_size, self.backend.dtype)  # (N, V)
+            s, _ = cell.step_forward(self._layer_params[layer], inp, state[layer])
             new_state.append(s)
             inp = s[0]  # (N, H), the layer's output
         return inp @ self.params["dec.W"] + self.params["dec.b"], new_state
-
-    def loss(self, x, y, state=None, lengths=None, dropout_seed=None):
-        """Forward and the masked mean cross-entropy. Returns loss (0-d), logits, final state, cache."""
-        N, T = x.shape
-        return self._loss(x, y, state, lengths, self.dropout_masks(dropout_seed, T, N))
-
-    def _loss(self, x, y, state, lengths, drops, count=None):
-        logits, final, cache = self._forward(x, state, lengths, drops)
-        T, N, V = logits.shape
-        mask = cache[2]
-        targets = self.backend.xp.ascontiguousarray(y.T).reshape(T * N)
-        loss, lcache = sequence_cross_entropy(logits.reshape(T * N, V), targets,
-                                              None if mask is None else mask.reshape(T * N), count)
-        return loss, logits, final, (cache, lcache)
-
-    def loss_and_grads(self, x, y, state=None, lengths=None, dropout_seed=None, shards=None):
-        """One forward and backward pass: set ``self.grads``; return loss, logits (T, N, V), final state.
-
-        On the CPU the batch's rows are split into ``shards`` that run at once,
-        one per core (parallel.py); by default one per thread, each of at least
-        the cell's ``shard_rows`` rows. The result is the same as one pass over
-        the whole batch, up to the order of floating-point additions.
-        """
-        N, T = x.shape
-        drops = self.dropout_masks(dropout_seed, T, N)  # drawn for the whole batch, then split
-        if shards is None:
-            shards = self.default_shards(N)
-        if shards <= 1:
-            self.grad_flat.fill(0)
-            return self._loss_and_grads(x, y, state, lengths, drops, None, self.grads)
-        xp = self.backend.xp
-        # Each shard divides its loss by the whole batch's count, so that losses and gradients add up.
-        count = T * N if lengths is None else xp.maximum(xp.minimum(lengths, T).sum(), 1)
-        while len(self._shard_grads) < shards - 1:
-            self._shard_grads.append(self.backend.zeros(self.flat.size))
-        buffers = [self.grad_flat] + self._shard_grads[:shards - 1]
-        rows = split_rows(N, shards)
-
-        def shard(k):
-            r = rows[k]
-            buffers[k].fill(0)
-            state_k = None if state is None else [tuple(s[r] for s in layer) for layer in state]
-            return self._loss_and_grads(x[r], y[r], state_k, None if lengths is None else lengths[r],
-                                        [None if d is None else d[:, r] for d in drops], count,
-                                        self.grads if k == 0 else named_views(buffers[k], self.shapes))
-
-        parts = run_shards(shard, shards)  # [(loss, logits, final state), ...], one per shard
-        for extra in buffers[1:]:
-            self.grad_flat += extra
-        loss = parts[0][0]
-        for part in parts[1:]:
-            loss = loss + part[0]
-        logits = xp.concatenate([part[1] for part in parts], axis=1)  # (T, N, V)
-        final = [tuple(xp.concatenate(s, axis=0) for s in zip(*layer)) for layer in zip(*(p[2] for p in parts))]
-        return loss, logits, final
-
-    def default_shards(self, N: int) -> int:
-        """How many shards loss_and_grads splits a batch of N rows into, unless told (parallel.py)."""
-        if self.threads <= 1 or not can_shard():
-            return 1
-        return shard_count(N, self.threads, min(cell.shard_rows for cell in self.cells))
-
-    def _loss_and_grads(self, x, y, state, lengths, drops, count, grads):
-        loss, logits, final, (cache, lcache) = self._loss(x, y, state, lengths, drops, count)
-        T, N, V = logits.shape
-        self.backward(sequence_cross_entropy_backward(lcache).reshape(T, N, V), cache, grads=grads)
-        return loss, logits, final
 
 
 def num_params(vocab_size: int, hidden_size: int = 256, num_layers: int = 2, cell: str = "lstm") -> int:

@@ -39,6 +39,7 @@ from .layers import accuracy
 from .malloc import keep_freed_memory
 from .model import CharRNN, ConfigError, ModelConfig
 from .optim import Adam, clip_by_global_norm
+from .parallel import DataParallel
 from .plot import read_metrics
 
 
@@ -231,7 +232,7 @@ def prepare_run(config: TrainConfig) -> Setup:
                               f"the data's ({len(vocab)} symbols): resume on the text it was trained on")
     train_ids, val_ids = split(ids, config.val_fraction)
     model = CharRNN(ModelConfig(len(vocab), config.hidden_size, config.num_layers, config.cell, config.dropout),
-                    be, config.seed, threads=config.threads or None)
+                    be, config.seed)
     run = Setup(config, vocab, val_ids, model, Adam(model.params, config.lr),
                 Batches(train_ids, config.batch_size, config.seq_length, seed=[config.seed, 1]),
                 numpy.random.default_rng([config.seed, 2]), None)
@@ -281,6 +282,7 @@ def train(config: TrainConfig) -> TrainResult:
     def is_edge(every):
         return every and (step % every == 0 or step == config.max_steps)
 
+    step_fn = DataParallel(model, config.threads or None)  # one shard of the batch per core (parallel.py)
     t0 = t_window = time.perf_counter()
     start_step, saved_step, window, loss_sum, norm_sum = step, step, 0, 0.0, 0.0
     stop = None  # issue 13: the signal every rank agreed to stop for
@@ -292,7 +294,7 @@ def train(config: TrainConfig) -> TrainResult:
                 x, y = run.batches.next()  # host (N, T) each
                 seed = int(run.dropout_rng.integers(2 ** 31 - 1))  # drawn every step, so resumes line up
                 # issue 13: MPI: this rank's rows, then one Allreduce of the gradient; loss is this rank's share
-                loss, _, _ = world.loss_and_grads(model, x, y, seed if config.dropout > 0 else None)
+                loss, _, _ = world.loss_and_grads(step_fn, x, y, seed if config.dropout > 0 else None)
                 norm = clip_by_global_norm(model.grads, config.clip)  # before clipping; 0-d, on the device
                 run.opt.step(model.grads)
                 step, window = step + 1, window + 1

@@ -16,6 +16,7 @@ from minirnn import distributed  # noqa: E402
 from minirnn.backend import get_backend  # noqa: E402
 from minirnn.data import Batches, prepare  # noqa: E402
 from minirnn.model import CharRNN, ModelConfig  # noqa: E402
+from minirnn.parallel import DataParallel  # noqa: E402
 
 TEXT = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n" * 10
 
@@ -39,7 +40,7 @@ def grads(out, backend_name):
     if backend_name == "strict":
         from tests.strict_xp import TRANSFERS
         before = dict(TRANSFERS)
-    loss, _, _ = world.loss_and_grads(model, x, y, seed)
+    loss, _, _ = world.loss_and_grads(DataParallel(model), x, y, seed)
     copies = {k: TRANSFERS[k] - before[k] for k in before} if backend_name == "strict" else {}
     (total,) = world.sum(be.scalar(loss))
     flat = numpy.ascontiguousarray(be.to_host(model.grad_flat))

@@ -6,6 +6,7 @@ import pytest
 from minirnn import gradcheck
 from minirnn.backend import get_backend
 from minirnn.cell import Cell, onehot
+from minirnn.projected import InputProjection
 from minirnn.gradcheck import numerical_gradient, rel_error
 from minirnn.model import make_cell
 
@@ -244,3 +245,68 @@ def test_matches_pytorch(cell_name):
     numpy.testing.assert_allclose(dx, xt.grad.numpy(), atol=1e-12)
     numpy.testing.assert_allclose(blocks(grads["Wh"]).T, net.weight_hh_l0.grad.numpy(), atol=1e-12)
     numpy.testing.assert_allclose(ds0[0], s0[0].grad.numpy()[0], atol=1e-12)
+
+
+@pytest.mark.parametrize("ids", [False, True])
+def test_reading_the_input_projection_changes_nothing(ids):
+    """proj[t] is a pure lookup: a student may evaluate it twice in a notebook."""
+    rng = numpy.random.default_rng(0)
+    Wx, b = rng.normal(size=(D, 3 * H)), rng.normal(size=3 * H)
+    x = rng.integers(0, D, (T, N)) if ids else rng.normal(size=(T, N, D))
+    proj = InputProjection(x, Wx, b)
+    first = proj[1].copy()
+    for _ in range(3):
+        numpy.testing.assert_array_equal(proj[1], first)
+    x1 = onehot(x[1], D, numpy.float64) if ids else x[1]
+    numpy.testing.assert_allclose(first, x1 @ Wx + b, atol=1e-14)
+
+
+def test_caches_name_what_they_keep():
+    """A lesson reads the gates of a step by name, e.g. the forget gate of an LSTM step."""
+    be = get_backend("numpy", "float64")
+    cell, rng, p, x, state0 = _setup("lstm", be)
+    _, cache = cell.step_forward(p, x[0], state0)
+    a = x[0] @ p["Wx"] + state0[0] @ p["Wh"] + p["b"]
+    numpy.testing.assert_allclose(cache.gates.f, 1 / (1 + numpy.exp(-a[:, H : 2 * H])), atol=1e-14)
+    assert cache.gates.c_prev is state0[1] and cache.h_prev is state0[0]
+    _, _, seq_cache = cell.forward(p, x, state0)
+    assert len(seq_cache.steps) == T and seq_cache.steps[0].f.shape == (N, H)
+
+
+def test_a_cell_with_only_the_step_contract_runs_through_the_step_loop():
+    """A user's cell that implements step_forward/step_backward alone gets sequences for free."""
+
+    class Plain(Cell):
+        name = "plain"
+
+        def param_shapes(self, D, H):
+            return {"W": (D, H)}
+
+        def init_params(self, D, H, rng):
+            return {"W": rng.normal(size=(D, H))}
+
+        def step_forward(self, p, x, state):
+            h = numpy.tanh(x @ p["W"]) + 0.5 * state[0]
+            return (h,), (x, h - 0.5 * state[0])
+
+        def step_backward(self, p, dstate, cache, grads):
+            x, th = cache
+            da = dstate[0] * (1 - th * th)
+            grads["W"] += x.T @ da
+            return da @ p["W"].T, (0.5 * dstate[0],)
+
+    cell, rng = Plain(), numpy.random.default_rng(0)
+    p = cell.init_params(D, H, rng)
+    x, h0 = rng.normal(size=(T, N, D)), rng.normal(size=(N, H))
+    mask = (numpy.arange(T)[:, None] < numpy.array([3, 1])[None, :]).astype(float)
+    dhs = rng.normal(size=(T, N, H))
+
+    def loss():
+        return float((cell.forward(p, x, (h0,), mask)[0] * dhs).sum())
+
+    hs, _, cache = cell.forward(p, x, (h0,), mask)
+    grads = {"W": numpy.zeros((D, H))}
+    dx, (dh0,) = cell.backward(p, dhs, (numpy.zeros((N, H)),), cache, grads)
+    for name, a, g in (("W", p["W"], grads["W"]), ("x", x, dx), ("h0", h0, dh0)):
+        err = rel_error(g, numerical_gradient(loss, a))
+        assert err < 1e-7, f"plain cell {name}: rel error {err:.2e}"

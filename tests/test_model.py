@@ -96,15 +96,6 @@ def test_bad_configs_are_refused_with_one_line():
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_stacked_weights_are_wx_over_wh_in_the_same_buffer(cell):
-    m = CharRNN(ModelConfig(9, 6, 2, cell), get_backend("numpy", "float64"))
-    for layer in range(2):
-        W = m.stacked_weights(layer)
-        assert W.base is m.flat  # a view: training updates it too
-        numpy.testing.assert_array_equal(W, numpy.vstack([m.params[f"l{layer}.Wx"], m.params[f"l{layer}.Wh"]]))
-
-
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_step_by_step_generation_equals_the_sequence_forward(cell):
     """model.step (the sampling path) carries state exactly as a forward over the whole text."""
     m = CharRNN(ModelConfig(9, 6, 2, cell), get_backend("numpy", "float64"))

@@ -12,7 +12,6 @@ import pytest
 from minirnn import parallel
 from minirnn.backend import get_backend
 from minirnn.model import CharRNN, ModelConfig
-from minirnn.rnn import RNN
 
 from .conftest import train_tiny
 
@@ -32,23 +31,24 @@ def test_shard_count_keeps_shards_thick_enough():
     assert parallel.shard_count(128, 8) == 4  # 32 rows each at least
     assert parallel.shard_count(40, 2) == 1
     assert parallel.shard_count(128, 1) == 1
-    assert parallel.shard_count(128, 2, min_rows=0) == 1  # a cell that never splits
+    assert parallel.shard_count(128, 2, min_rows=0) == 1  # never split
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("shards", [2, 3])
 def test_shards_give_the_batch_gradient(cell, shards):
     be = get_backend("numpy", "float64")
-    model = CharRNN(ModelConfig(11, 8, 2, cell, dropout=0.25), be, seed=3, threads=1)
+    model = CharRNN(ModelConfig(11, 8, 2, cell, dropout=0.25), be, seed=3)
+    dp = parallel.DataParallel(model)
     rng = numpy.random.default_rng(0)
     N, T = 7, 9
     x, y = rng.integers(0, 11, (N, T)), rng.integers(0, 11, (N, T))
     lengths = numpy.array([9, 3, 0, 9, 5, 1, 9])  # with a padded row of length 0
     state = [tuple(rng.standard_normal((N, 8)) for _ in c.state_names) for c in model.cells]
 
-    loss1, logits1, final1 = model.loss_and_grads(x, y, state, lengths, dropout_seed=5, shards=1)
+    loss1, logits1, final1 = model.loss_and_grads(x, y, state, lengths, dropout_seed=5)  # the whole batch
     grads1 = model.grad_flat.copy()
-    loss2, logits2, final2 = model.loss_and_grads(x, y, state, lengths, dropout_seed=5, shards=shards)
+    loss2, logits2, final2 = dp.loss_and_grads(x, y, state, lengths, dropout_seed=5, shards=shards)
 
     assert float(loss2) == pytest.approx(float(loss1), rel=1e-14)
     numpy.testing.assert_allclose(logits2, logits1, rtol=0, atol=1e-14)
@@ -63,30 +63,39 @@ def test_shards_give_the_batch_gradient(cell, shards):
 
 def test_shards_without_lengths_or_state():
     be = get_backend("numpy", "float64")
-    model = CharRNN(ModelConfig(5, 6, 1, "lstm"), be, seed=0, threads=1)
+    model = CharRNN(ModelConfig(5, 6, 1, "lstm"), be, seed=0)
     x = numpy.random.default_rng(1).integers(0, 5, (6, 4))
-    loss1, _, _ = model.loss_and_grads(x, x, shards=1)
+    loss1, _, _ = model.loss_and_grads(x, x)
     grads1 = model.grad_flat.copy()
-    loss2, _, _ = model.loss_and_grads(x, x, shards=2)
+    loss2, _, _ = parallel.DataParallel(model).loss_and_grads(x, x, shards=2)
     assert float(loss2) == pytest.approx(float(loss1), rel=1e-14)
     numpy.testing.assert_allclose(model.grad_flat, grads1, rtol=1e-12, atol=1e-15)
 
 
-def test_default_shards_follow_the_cell_and_the_threads(monkeypatch):
+def test_default_shards_follow_the_threads_and_the_batch():
     be = get_backend("numpy", "float32")
     if not parallel.can_shard():
         pytest.skip("threadpoolctl is not installed")
-    for cell in ("lstm", "gru", "rnn"):
-        assert CharRNN(ModelConfig(10, 8, 1, cell), be, threads=2).default_shards(128) == 2
-    assert CharRNN(ModelConfig(10, 8, 1, "lstm"), be, threads=2).default_shards(40) == 1  # 32 rows at least
-    assert CharRNN(ModelConfig(10, 8, 1, "lstm"), be, threads=1).default_shards(128) == 1
-    monkeypatch.setattr(RNN, "shard_rows", 0)  # a cell that asks never to be split
-    assert CharRNN(ModelConfig(10, 8, 2, "rnn"), be, threads=2).default_shards(128) == 1
+    for cell in ("lstm", "gru", "rnn"):  # every cell splits: the choice is the seam's, not the cell's
+        assert parallel.DataParallel(CharRNN(ModelConfig(10, 8, 1, cell), be), threads=2).shards(128) == 2
+    model = CharRNN(ModelConfig(10, 8, 1, "lstm"), be)
+    assert parallel.DataParallel(model, threads=2).shards(40) == 1  # 32 rows at least
+    assert parallel.DataParallel(model, threads=1).shards(128) == 1
+    assert parallel.DataParallel(model, threads=2, min_rows=0).shards(128) == 1  # never split
+
+
+def test_the_model_itself_never_splits_a_batch(monkeypatch):
+    """Sharding is a wrapper around the model: CharRNN.loss_and_grads runs the batch it is given."""
+    monkeypatch.setattr(parallel, "run_shards", lambda *a: pytest.fail("the model split its batch"))
+    model = CharRNN(ModelConfig(10, 8, 1, "lstm"), get_backend("numpy", "float32"))
+    x = numpy.random.default_rng(1).integers(0, 10, (128, 3))
+    model.loss_and_grads(x, x)
 
 
 def test_on_the_gpu_one_stream_does_the_whole_batch():
-    model = CharRNN(ModelConfig(10, 8, 1, "lstm"), get_backend("strict", "float64"), threads=4)
-    assert model.threads == 1 and model.default_shards(128) == 1
+    model = CharRNN(ModelConfig(10, 8, 1, "lstm"), get_backend("strict", "float64"))
+    dp = parallel.DataParallel(model, threads=4)
+    assert dp.threads == 1 and dp.shards(128) == 1
 
 
 def test_blas_runs_one_thread_inside_the_shards_and_is_restored_after():
@@ -107,10 +116,10 @@ def test_choosing_shards_leaves_blas_threads_alone():
     if not parallel.can_shard():
         pytest.skip("threadpoolctl is not installed")
     before = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()]
-    model = CharRNN(ModelConfig(5, 6, 1, "lstm"), get_backend("numpy", "float32"), threads=2)
+    dp = parallel.DataParallel(CharRNN(ModelConfig(5, 6, 1, "lstm"), get_backend("numpy", "float32")), threads=2)
     x = numpy.random.default_rng(1).integers(0, 5, (64, 3))
-    model.default_shards(64)
-    model.loss_and_grads(x, x)  # the default: 2 shards
+    dp.shards(64)
+    dp.loss_and_grads(x, x)  # the default: 2 shards
     assert [lib["num_threads"] for lib in threadpoolctl.threadpool_info()] == before
 
 
@@ -119,7 +128,7 @@ def test_training_with_shards_matches_one_thread(tmp_path, monkeypatch):
         pytest.skip("threadpoolctl is not installed")
     calls = []
     real = parallel.run_shards
-    monkeypatch.setattr("minirnn.model.run_shards", lambda fn, count: calls.append(count) or real(fn, count))
+    monkeypatch.setattr("minirnn.parallel.run_shards", lambda fn, count: calls.append(count) or real(fn, count))
     runs = {}
     for threads in (1, 2):
         (tmp_path / str(threads)).mkdir()
