@@ -83,16 +83,16 @@ class Vocab:
             raise DataError("a vocabulary lists a symbol twice")
 
     @classmethod
-    def from_text(cls, text: str) -> "Vocab":
+    def from_text(cls, text: str) -> Vocab:
         """Count every symbol and sort by (-count, code point). Needs at least two symbols."""
         codes = numpy.frombuffer(text.encode("utf-32-le"), dtype="<u4")  # one code point per character
         return cls.from_counts(numpy.bincount(codes))
 
     @classmethod
-    def from_counts(cls, counts) -> "Vocab":
+    def from_counts(cls, counts) -> Vocab:
         """counts[c]: how often code point c occurs -> the vocabulary, sorted by (-count, code point)."""
         symbols = numpy.flatnonzero(counts)  # in code-point order
-        order = numpy.argsort(-counts[symbols], kind="stable")  # stable: equal counts stay in code-point order
+        order = numpy.argsort(-counts[symbols], kind="stable")  # stable: ties stay in code-point order
         vocab = cls(chr(int(c)) for c in symbols[order])
         if len(vocab) < 2:
             raise DataError(f"the text has only one distinct symbol ({''.join(vocab.chars)!r}); "
@@ -127,12 +127,12 @@ class Vocab:
         return json.dumps({"chars": self.chars}, ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, s: str) -> "Vocab":
+    def from_json(cls, s: str) -> Vocab:
         return cls(json.loads(s)["chars"])
 
 
-# -- encoding, in chunks, with a cache keyed by the text's content ------------------------------------------------
-CHUNK = 1 << 24  # bytes of text read, decoded and encoded at a time: memory stays ~10x this, whatever the text
+# -- encoding, in pieces, with a cache keyed by the text's content ---------------------------------------
+CHUNK = 1 << 24  # bytes of text read, counted and encoded at a time: memory stays a few times this
 
 
 def text_hash(text: str) -> str:
@@ -206,7 +206,7 @@ def prepare(text: str, cache_dir=None, check=None):
 
 
 def prepare_file(path=None, cache_dir=None, check=None):
-    """A UTF-8 file (None: Tiny Shakespeare) -> (vocab, ids (L,)), read in pieces. See :func:`prepare_chunks`."""
+    """A UTF-8 file (None: Tiny Shakespeare) -> (vocab, ids (L,)), read in pieces: :func:`prepare_chunks`."""
     return prepare_chunks(lambda: file_chunks(path), cache_dir, check, str(BUNDLED if path is None else path))
 
 
@@ -273,7 +273,8 @@ def prepare_chunks(chunks, cache_dir=None, check=None, name="the text"):
         if start + len(codes) > length or codes.max() >= len(table):
             break  # longer, or a symbol the first pass did not see: the digests differ below
         if byte_table is not None and codes.dtype == numpy.uint8:  # ASCII to one-byte ids: bytes.translate
-            ids[start:start + len(codes)] = numpy.frombuffer(codes.tobytes().translate(byte_table), numpy.uint8)
+            encoded = codes.tobytes().translate(byte_table)
+            ids[start:start + len(codes)] = numpy.frombuffer(encoded, numpy.uint8)
         else:
             ids[start:start + len(codes)] = table[codes]
         start += len(codes)

@@ -33,6 +33,7 @@ its launcher. Then mpi4py is imported and the run uses its world, even a world
 of one. Without a launcher nothing here imports MPI: a single process.
 docs/distributed.md says more, with figures.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -70,8 +71,10 @@ def world():
     try:
         from mpi4py import MPI
     except ImportError:
-        raise MPIUnavailable("started by an MPI launcher, but mpi4py is not installed: "
-                          "pip install 'minirnn[mpi]' (mpi4py and mpich)") from None
+        raise MPIUnavailable(
+            "started by an MPI launcher, but mpi4py is not installed: "
+            "pip install 'minirnn[mpi]' (mpi4py and mpich)"
+        ) from None
     return MPIWorld(MPI)
 
 
@@ -124,18 +127,22 @@ class MPIWorld(Single):
     def __repr__(self):
         return f"MPIWorld(rank {self.rank} of {self.size}, local rank {self.local_rank})"
 
-    # -- start -----------------------------------------------------------------------------------------
+    # -- start -------------------------------------------------------------------------------------
     def setup(self, prepare_run, config):
         """Rank 0 runs ``prepare_run(config)`` first (it writes the text's cache), then the others;
         then the state is broadcast from rank 0 and checked. One failure stops every rank."""
         from .backend import use_device
+
         if config.backend != "numpy":
             use_device(config.backend, self.local_rank)
         run = error = None
         if config.batch_size < self.size:
             from .train import TrainError
-            error = TrainError(f"--batch-size {config.batch_size} is smaller than the {self.size} ranks: "
-                               "each rank needs at least one row of the batch")
+
+            error = TrainError(
+                f"--batch-size {config.batch_size} is smaller than the {self.size} ranks: "
+                "each rank needs at least one row of the batch"
+            )
             self._agree(error)
         for turn in (0, 1):
             if (self.rank == 0) == (turn == 0):
@@ -151,15 +158,18 @@ class MPIWorld(Single):
             self.comm.Bcast(theirs, root=0)
             if not numpy.array_equal(mine, theirs):
                 from .train import TrainError
-                raise TrainError(f"rank {self.rank}'s text, vocabulary or checkpoint differs from rank 0's: "
-                                 "every rank must read the same files")
+
+                raise TrainError(
+                    f"rank {self.rank}'s text, vocabulary or checkpoint differs from rank 0's: "
+                    "every rank must read the same files"
+                )
         except Exception as exc:
             error = exc
         self._agree(error)
         return run
 
     def _agree(self, error):
-        """Every rank learns whether any failed; the lowest failing rank re-raises, the others stop quietly."""
+        """All ranks learn if any failed: the lowest failing rank re-raises, the others stop quietly."""
         flag = numpy.array([self.rank if error is not None else self.size], numpy.int64)
         self.comm.Allreduce(self.MPI.IN_PLACE, flag, op=self.MPI.MIN)
         first = int(flag[0])
@@ -184,14 +194,19 @@ class MPIWorld(Single):
 
     @staticmethod
     def _fingerprint(run) -> numpy.ndarray:
-        """SHA-256 of what must be equal on every rank: the vocabulary, the data's size and place, the step."""
-        state = {"vocab": run.vocab.chars, "batches": run.batches.state_dict(), "val": len(run.val_ids),
-                 "dropout_rng": run.dropout_rng.bit_generator.state, "step": run.step,
-                 "params": run.model.num_params()}
+        """SHA-256 of what every rank must share: the vocabulary, the data's size and place, the step."""
+        state = {
+            "vocab": run.vocab.chars,
+            "batches": run.batches.state_dict(),
+            "val": len(run.val_ids),
+            "dropout_rng": run.dropout_rng.bit_generator.state,
+            "step": run.step,
+            "params": run.model.num_params(),
+        }
         digest = hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).digest()
         return numpy.frombuffer(digest, numpy.uint8).copy()
 
-    # -- every step ----------------------------------------------------------------------------------------
+    # -- every step --------------------------------------------------------------------------------
     def loss_and_grads(self, dp, x, y, dropout_seed):
         model = dp.model
         be, xp = model.backend, model.backend.xp
@@ -200,8 +215,9 @@ class MPIWorld(Single):
         drops = model.dropout_masks(dropout_seed, T, N)  # the whole batch's masks, then this rank's rows
         drops = [None if d is None else xp.ascontiguousarray(d[:, mine]) for d in drops]
         # Within the rank, DataParallel splits the rows again, one shard per thread (--threads).
-        loss, logits, final = dp.loss_and_grads(be.asarray(x[mine]), be.asarray(y[mine]), drops=drops,
-                                                count=T * N)
+        loss, logits, final = dp.loss_and_grads(
+            be.asarray(x[mine]), be.asarray(y[mine]), drops=drops, count=T * N
+        )
         self.allreduce(model.grad_flat, be)
         return loss, logits, final
 
@@ -218,11 +234,12 @@ class MPIWorld(Single):
     def agree_stop(self, caught):
         """One small Allreduce of a signal number: every rank stops after the same step."""
         import signal
+
         number = numpy.array([signal.Signals[caught].value if caught else 0], numpy.int64)
         self.comm.Allreduce(self.MPI.IN_PLACE, number, op=self.MPI.MAX)
         return signal.Signals(int(number[0])).name if number[0] else None
 
-    # -- edges -------------------------------------------------------------------------------------------------
+    # -- edges -------------------------------------------------------------------------------------
     def sum(self, *values: float) -> tuple:
         buf = numpy.array(values, numpy.float64)
         self.comm.Allreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
@@ -236,7 +253,7 @@ class MPIWorld(Single):
         if max_batches:
             batches = min(batches, max_batches)
         first, last = (batches * k // self.size for k in (self.rank, self.rank + 1))
-        part = ids[first * N * T:min(last * N * T + 1, len(ids))]
+        part = ids[first * N * T : min(last * N * T + 1, len(ids))]
         count = ((len(part) - 1) // T) * T if last > first else 0  # positions this rank scores
         loss = acc = 0.0
         if count:
@@ -249,6 +266,7 @@ class MPIWorld(Single):
         """If this rank fails alone mid-run (a full disk on rank 0, a second Ctrl-C), the others would
         wait for it in the next Allreduce for ever: say why in one line and abort the whole job."""
         from .train import Diverged
+
         try:
             yield
         except Diverged:  # every rank sees the same loss and parameters: they all stop here together
@@ -256,6 +274,7 @@ class MPIWorld(Single):
         except BaseException as exc:
             code = 130 if isinstance(exc, KeyboardInterrupt) else 1
             what = "interrupted" if code == 130 else f"{type(exc).__name__}: {exc}"
-            print(f"minirnn.train: rank {self.rank}: {what}; stopping every rank", file=sys.stderr, flush=True)
+            print(
+                f"minirnn.train: rank {self.rank}: {what}; stopping every rank", file=sys.stderr, flush=True
+            )
             self.comm.Abort(code)
-

@@ -5,6 +5,7 @@ grads OUT BACKEND: one step of a tiny float64 model on the world; rank 0 saves t
     strict) how many host-device copies the step made.
 main OUT ARGS...: ``minirnn.train.main(ARGS)``, except that rank 1 trains on OUT, a file that is not there.
 """
+
 import sys
 from pathlib import Path
 
@@ -24,21 +25,26 @@ TEXT = "To be, or not to be, that is the question:\nWhether 'tis nobler in the m
 def one_step(backend_name, N=12, T=8, dropout=0.25):
     """Model, batch and dropout seed exactly as a one-process step would have them."""
     vocab, ids = prepare(TEXT)
-    model = CharRNN(ModelConfig(len(vocab), 16, 2, "lstm", dropout), get_backend(backend_name, "float64"), seed=3)
+    model = CharRNN(
+        ModelConfig(len(vocab), 16, 2, "lstm", dropout), get_backend(backend_name, "float64"), seed=3
+    )
     x, y = Batches(ids, N, T, seed=[0, 1]).next()
     return model, x, y, 12345
 
 
 def grads(out, backend_name):
     from mpi4py import MPI
+
     if backend_name == "strict":
         from tests import strict_xp
+
         strict_xp.register()
     world = distributed.world()
     model, x, y, seed = one_step(backend_name)
     be = model.backend
     if backend_name == "strict":
         from tests.strict_xp import TRANSFERS
+
         before = dict(TRANSFERS)
     loss, _, _ = world.loss_and_grads(DataParallel(model), x, y, seed)
     copies = {k: TRANSFERS[k] - before[k] for k in before} if backend_name == "strict" else {}
@@ -49,13 +55,20 @@ def grads(out, backend_name):
     world.comm.Allgather(digest, every)
     if world.rank == 0:
         same = bool((every == every[0]).all())
-        numpy.savez(out, grad=flat, loss=total, same=same, to_host=copies.get("to_host", -1),
-                    to_device=copies.get("to_device", -1))
+        numpy.savez(
+            out,
+            grad=flat,
+            loss=total,
+            same=same,
+            to_host=copies.get("to_host", -1),
+            to_device=copies.get("to_device", -1),
+        )
     MPI.COMM_WORLD.Barrier()
 
 
 def main_with_bad_rank(missing, argv):
     from minirnn import train
+
     if distributed.world().rank == 1:
         argv = [a if a != "DATA" else missing for a in argv]
     else:

@@ -71,7 +71,8 @@ def test_a_single_symbol_is_not_a_language():
 def test_cache_is_reused_only_while_the_content_is_unchanged(tmp_path, monkeypatch):
     text = "the cat sat on the mat\n" * 20
     vocab, ids = data.prepare(text, tmp_path)
-    assert sorted(f.name for f in tmp_path.iterdir()) == [f"{data.text_hash(text)}.{ext}" for ext in ("json", "npy")]
+    key = data.text_hash(text)
+    assert sorted(f.name for f in tmp_path.iterdir()) == [f"{key}.json", f"{key}.npy"]
 
     def fail(*args):
         raise AssertionError("the cache should have been used")
@@ -87,7 +88,7 @@ def test_cache_is_reused_only_while_the_content_is_unchanged(tmp_path, monkeypat
     assert len(list(tmp_path.glob("*.npy"))) == 2
 
 
-@pytest.mark.parametrize("damage", ["npy garbage", "npy truncated", "json garbage", "json missing", "wrong ids"])
+@pytest.mark.parametrize("damage", ["npy garbage", "npy truncated", "json garbage", "json gone", "wrong ids"])
 def test_damaged_cache_is_ignored_and_rewritten(tmp_path, damage):
     text = "abcabcabd" * 50
     data.prepare(text, tmp_path)
@@ -99,7 +100,7 @@ def test_damaged_cache_is_ignored_and_rewritten(tmp_path, damage):
         npy.write_bytes(npy.read_bytes()[:-10])
     elif damage == "json garbage":
         meta.write_text("{")
-    elif damage == "json missing":
+    elif damage == "json gone":
         meta.unlink()
     else:  # a well-formed file whose ids do not fit the vocabulary
         numpy.save(npy, numpy.full(len(text), 9, numpy.uint8))
@@ -109,8 +110,8 @@ def test_damaged_cache_is_ignored_and_rewritten(tmp_path, damage):
 
 
 def test_ids_take_the_smallest_unsigned_type_that_fits():
-    assert [data.id_dtype(v) for v in (2, 256, 257, 65536, 65537)] == [numpy.uint8] * 2 + [numpy.uint16] * 2 + [
-        numpy.uint32]
+    sizes, expected = (2, 256, 257, 65536, 65537), [numpy.uint8] * 2 + [numpy.uint16] * 2 + [numpy.uint32]
+    assert [data.id_dtype(v) for v in sizes] == expected
     _, ids = data.prepare("abcab" * 3)
     assert ids.dtype == numpy.uint8
     wide = "".join(chr(0x4E00 + k) for k in range(300))  # 300 CJK symbols: more than a byte can number
@@ -144,7 +145,7 @@ def test_a_file_in_small_pieces_encodes_as_the_whole_text(tmp_path, monkeypatch)
 @pytest.mark.parametrize("chunk", [1, 4, 5, 7, 1 << 20])
 def test_bad_utf8_in_pieces_names_the_offset_in_the_file(tmp_path, chunk):
     path = tmp_path / "t.txt"
-    for raw in ("Hello café".encode("utf-8") + b" \xe9t\xe9", "Hello café".encode("utf-8")[:-1]):
+    for raw in ("Hello café".encode() + b" \xe9t\xe9", "Hello café".encode()[:-1]):
         path.write_bytes(raw)  # a bad byte in the middle; a character cut off at the end
         with pytest.raises(DataError) as whole:
             data.decode(raw, str(path))
@@ -155,7 +156,7 @@ def test_bad_utf8_in_pieces_names_the_offset_in_the_file(tmp_path, chunk):
 
 
 @pytest.mark.parametrize("case, match", [("missing", "no such file"), ("empty", "is empty"),
-                                         ("directory", "is a directory"), ("one symbol", "only one distinct")])
+                                         ("directory", "a directory"), ("one symbol", "only one distinct")])
 def test_prepare_file_errors_are_one_line(tmp_path, case, match):
     path = tmp_path / "t.txt"
     if case == "empty":

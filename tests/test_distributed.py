@@ -1,6 +1,7 @@
 """minirnn.distributed: N MPI ranks train exactly what one process trains; resume across rank counts;
 failures end every rank. The tests that need MPI run ``mpiexec`` (oversubscribed on small machines)
 and skip cleanly without mpi4py."""
+
 import importlib.util
 import json
 import os
@@ -20,27 +21,65 @@ from .mpi_helper import one_step
 
 ROOT = Path(__file__).resolve().parents[1]
 MPIEXEC = Path(sys.executable).with_name("mpiexec")
-needs_mpi = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None or not MPIEXEC.exists(),
-                               reason="mpi4py and mpiexec are not installed (pip install 'minirnn[mpi]')")
-TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
-        "First Citizen:\nYou are all resolved rather to die than to famish?\n\n") * 8
+needs_mpi = pytest.mark.skipif(
+    importlib.util.find_spec("mpi4py") is None or not MPIEXEC.exists(),
+    reason="mpi4py and mpiexec are not installed (pip install 'minirnn[mpi]')",
+)
+TEXT = (
+    "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
+    "First Citizen:\nYou are all resolved rather to die than to famish?\n\n"
+) * 8
 # float64, a small model, dropout on (its masks must not depend on the ranks), 12 rows: 3 to 12 a rank.
-FLAGS = ["--hidden-size", "16", "--batch-size", "12", "--seq-length", "8", "--dtype", "float64",
-         "--dropout", "0.2", "--print-every", "1", "--eval-every", "5", "--eval-batches", "0",
-         "--checkpoint-every", "5", "--cache-dir", ""]
+FLAGS = [
+    "--hidden-size",
+    "16",
+    "--batch-size",
+    "12",
+    "--seq-length",
+    "8",
+    "--dtype",
+    "float64",
+    "--dropout",
+    "0.2",
+    "--print-every",
+    "1",
+    "--eval-every",
+    "5",
+    "--eval-batches",
+    "0",
+    "--checkpoint-every",
+    "5",
+    "--cache-dir",
+    "",
+]
 
 
 def env(tmp_path):
-    return dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg", XDG_CACHE_HOME=str(tmp_path / "xdg"),
-                OPENBLAS_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    return dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        MPLBACKEND="Agg",
+        XDG_CACHE_HOME=str(tmp_path / "xdg"),
+        OPENBLAS_NUM_THREADS="1",
+        PYTHONUNBUFFERED="1",
+    )
 
 
 def mpirun(n, *args, tmp_path, timeout=240, popen=False):
     cmd = [str(MPIEXEC), "-n", str(n), sys.executable, *args]
     if popen:
-        return subprocess.Popen(cmd, cwd=tmp_path, env=env(tmp_path), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, start_new_session=True)
-    return subprocess.run(cmd, cwd=tmp_path, env=env(tmp_path), capture_output=True, text=True, timeout=timeout)
+        return subprocess.Popen(
+            cmd,
+            cwd=tmp_path,
+            env=env(tmp_path),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+    return subprocess.run(
+        cmd, cwd=tmp_path, env=env(tmp_path), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def text_file(tmp_path):
@@ -52,8 +91,21 @@ def text_file(tmp_path):
 def one_process(tmp_path, max_steps=10, extra=()):
     """The reference: a single process's metrics, run in this process."""
     from minirnn.train import build_parser
-    args = vars(build_parser().parse_args(["--data", str(text_file(tmp_path)), *FLAGS, "--max-steps",
-                                           str(max_steps), "--out", str(tmp_path / "single"), *extra]))
+
+    args = vars(
+        build_parser().parse_args(
+            [
+                "--data",
+                str(text_file(tmp_path)),
+                *FLAGS,
+                "--max-steps",
+                str(max_steps),
+                "--out",
+                str(tmp_path / "single"),
+                *extra,
+            ]
+        )
+    )
     return train(TrainConfig(**dict(args, quiet=True))).history
 
 
@@ -70,7 +122,7 @@ def assert_same_curve(rows, reference, rtol=1e-10):
         numpy.testing.assert_allclose(ours, theirs, rtol=rtol, err_msg=key)
 
 
-# -- how a run knows it is distributed ---------------------------------------------------------------------
+# -- how a run knows it is distributed -------------------------------------------------------------
 def test_a_run_is_distributed_when_an_mpi_launcher_started_it():
     assert not distributed.launched_by_mpi({})
     assert distributed.launched_by_mpi({"PMI_SIZE": "2"})  # MPICH's mpiexec, Intel MPI
@@ -79,23 +131,35 @@ def test_a_run_is_distributed_when_an_mpi_launcher_started_it():
 
 
 def test_asking_for_mpi_without_mpi4py_is_one_line_naming_the_extra(tmp_path):
-    code = "import sys; sys.modules['mpi4py'] = None; from minirnn.train import main; sys.exit(main(sys.argv[1:]))"
-    proc = subprocess.run([sys.executable, "-c", code, "--data", str(text_file(tmp_path)), *FLAGS],
-                          cwd=tmp_path, env=dict(env(tmp_path), PMI_SIZE="2", PMI_RANK="0"),
-                          capture_output=True, text=True, timeout=60)
+    # mpi4py made unimportable, and the environment of a launcher: the run asks for MPI it cannot have
+    code = "import sys; sys.modules['mpi4py'] = None\nimport minirnn.train as t; sys.exit(t.main())"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "--data", str(text_file(tmp_path)), *FLAGS],
+        cwd=tmp_path,
+        env=dict(env(tmp_path), PMI_SIZE="2", PMI_RANK="0"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and "minirnn[mpi]" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "runs").exists()
 
 
-# -- the same global batch -----------------------------------------------------------------------------------
+# -- the same global batch -------------------------------------------------------------------------
 @needs_mpi
 @pytest.mark.parametrize("ranks", [1, 2, 3, 4])
 def test_first_step_gradient_of_n_ranks_is_one_process_gradient(tmp_path, ranks):
     model, x, y, seed = one_step("numpy")
     loss, _, _ = model.loss_and_grads(x, y, dropout_seed=seed)
-    proc = mpirun(ranks, str(ROOT / "tests" / "mpi_helper.py"), "grads", str(tmp_path / "g.npz"), "numpy",
-                  tmp_path=tmp_path)
+    proc = mpirun(
+        ranks,
+        str(ROOT / "tests" / "mpi_helper.py"),
+        "grads",
+        str(tmp_path / "g.npz"),
+        "numpy",
+        tmp_path=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     with numpy.load(tmp_path / "g.npz") as got:
         assert got["same"]  # every rank holds the same summed gradient, to the bit
@@ -108,13 +172,29 @@ def test_first_step_gradient_of_n_ranks_is_one_process_gradient(tmp_path, ranks)
 @pytest.mark.parametrize("ranks", [1, 2, 3, 4])
 def test_n_ranks_train_the_losses_of_one_process(tmp_path, ranks):
     reference = one_process(tmp_path)
-    proc = mpirun(ranks, "-m", "minirnn.train", "--data", "text.txt", *FLAGS, "--max-steps", "10",
-                  "--out", "mpi", tmp_path=tmp_path)
+    proc = mpirun(
+        ranks,
+        "-m",
+        "minirnn.train",
+        "--data",
+        "text.txt",
+        *FLAGS,
+        "--max-steps",
+        "10",
+        "--out",
+        "mpi",
+        tmp_path=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert_same_curve(metrics(tmp_path / "mpi"), reference)
     # Rank 0 alone speaks and writes: one line per step, one run directory, its checkpoints.
     assert proc.stdout.count("step     10/10") == 1 and proc.stdout.count("run ") == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mpi", "single", "text.txt", "xdg"]  # xdg: matplotlib's
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "mpi",
+        "single",
+        "text.txt",
+        "xdg",
+    ]  # xdg: matplotlib's
     assert len(list((tmp_path / "mpi" / "checkpoints").glob("*.json"))) == 2
 
 
@@ -123,8 +203,20 @@ def test_threads_still_shard_each_ranks_rows(tmp_path):
     """128 rows on 2 ranks, each split again into 2 thread shards of 32 rows: the same losses."""
     extra = ["--batch-size", "128", "--threads", "2", "--eval-every", "0"]
     reference = one_process(tmp_path, max_steps=4, extra=extra)
-    proc = mpirun(2, "-m", "minirnn.train", "--data", "text.txt", *FLAGS, *extra, "--max-steps", "4",
-                  "--out", "mpi", tmp_path=tmp_path)
+    proc = mpirun(
+        2,
+        "-m",
+        "minirnn.train",
+        "--data",
+        "text.txt",
+        *FLAGS,
+        *extra,
+        "--max-steps",
+        "4",
+        "--out",
+        "mpi",
+        tmp_path=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     ours, theirs = [r["loss"] for r in metrics(tmp_path / "mpi")], [r["loss"] for r in reference]
     numpy.testing.assert_allclose(ours, theirs, rtol=1e-10)
@@ -136,28 +228,44 @@ def test_on_a_device_each_step_copies_the_gradient_once_each_way(tmp_path):
     single process makes too), one device-to-host and one host-to-device copy of the flat gradient."""
     model, x, y, seed = one_step("numpy")
     model.loss_and_grads(x, y, dropout_seed=seed)
-    proc = mpirun(2, str(ROOT / "tests" / "mpi_helper.py"), "grads", str(tmp_path / "g.npz"), "strict",
-                  tmp_path=tmp_path)
+    proc = mpirun(
+        2,
+        str(ROOT / "tests" / "mpi_helper.py"),
+        "grads",
+        str(tmp_path / "g.npz"),
+        "strict",
+        tmp_path=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     with numpy.load(tmp_path / "g.npz") as got:
         assert (int(got["to_host"]), int(got["to_device"])) == (1, 2 + 1)
-        numpy.testing.assert_allclose(got["grad"], model.grad_flat, rtol=0, atol=1e-12 * abs(model.grad_flat).max())
+        numpy.testing.assert_allclose(
+            got["grad"], model.grad_flat, rtol=0, atol=1e-12 * abs(model.grad_flat).max()
+        )
 
 
-# -- resume across rank counts --------------------------------------------------------------------------------
+# -- resume across rank counts ---------------------------------------------------------------------
 @needs_mpi
 def test_resume_does_not_depend_on_the_number_of_ranks(tmp_path):
     reference = one_process(tmp_path, max_steps=15)
     steps = [(4, 5), (2, 10), (1, 15)]  # 4 ranks to step 5, then 2 ranks to step 10, then 1
     for ranks, until in steps:
         how = ["--out", "mpi"] if until == 5 else ["--resume", "mpi"]
-        proc = mpirun(ranks, "-m", "minirnn.train", *(["--data", "text.txt", *FLAGS] if until == 5 else []),
-                      "--max-steps", str(until), *how, tmp_path=tmp_path)
+        proc = mpirun(
+            ranks,
+            "-m",
+            "minirnn.train",
+            *(["--data", "text.txt", *FLAGS] if until == 5 else []),
+            "--max-steps",
+            str(until),
+            *how,
+            tmp_path=tmp_path,
+        )
         assert proc.returncode == 0, proc.stderr
     assert_same_curve(metrics(tmp_path / "mpi"), reference)
 
 
-# -- failures -------------------------------------------------------------------------------------------------
+# -- failures --------------------------------------------------------------------------------------
 def ranks_of(proc) -> list[int]:
     """The pids of the python ranks under an mpiexec process (its grandchildren)."""
     children = {}
@@ -188,8 +296,21 @@ def wait_for(predicate, seconds=120):
 
 def long_run(tmp_path, *extra):
     text_file(tmp_path)
-    return mpirun(2, "-m", "minirnn.train", "--data", "text.txt", *FLAGS, "--dropout", "0",
-                  "--max-steps", "100000", *extra, tmp_path=tmp_path, popen=True)
+    return mpirun(
+        2,
+        "-m",
+        "minirnn.train",
+        "--data",
+        "text.txt",
+        *FLAGS,
+        "--dropout",
+        "0",
+        "--max-steps",
+        "100000",
+        *extra,
+        tmp_path=tmp_path,
+        popen=True,
+    )
 
 
 @needs_mpi
@@ -210,7 +331,9 @@ def test_a_killed_rank_ends_the_job_and_the_run_resumes(tmp_path):
     assert proc.returncode != 0 and took < 10, (proc.returncode, took)
     assert not any(Path(f"/proc/{pid}").exists() for pid in ranks)  # no rank left behind
     newest = max(int(p.stem.split("-")[1]) for p in ckpts.glob("*.json"))
-    again = mpirun(2, "-m", "minirnn.train", "--resume", "mpi", "--max-steps", str(newest + 3), tmp_path=tmp_path)
+    again = mpirun(
+        2, "-m", "minirnn.train", "--resume", "mpi", "--max-steps", str(newest + 3), tmp_path=tmp_path
+    )
     assert again.returncode == 0, again.stderr
     assert f"resumed at step {newest}" in again.stdout
 
@@ -218,10 +341,25 @@ def test_a_killed_rank_ends_the_job_and_the_run_resumes(tmp_path):
 @needs_mpi
 def test_bad_input_on_one_rank_stops_every_rank_with_its_one_line(tmp_path):
     text_file(tmp_path)
-    proc = mpirun(2, str(ROOT / "tests" / "mpi_helper.py"), "main", str(tmp_path / "missing.txt"),
-                  "--data", "DATA", *FLAGS, "--max-steps", "5", "--out", "mpi", tmp_path=tmp_path, timeout=60)
+    proc = mpirun(
+        2,
+        str(ROOT / "tests" / "mpi_helper.py"),
+        "main",
+        str(tmp_path / "missing.txt"),
+        "--data",
+        "DATA",
+        *FLAGS,
+        "--max-steps",
+        "5",
+        "--out",
+        "mpi",
+        tmp_path=tmp_path,
+        timeout=60,
+    )
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip().splitlines() == [f"minirnn.train: error: no such file: {tmp_path / 'missing.txt'}"]
+    assert proc.stderr.strip().splitlines() == [
+        f"minirnn.train: error: no such file: {tmp_path / 'missing.txt'}"
+    ]
     assert not (tmp_path / "mpi").exists()  # refusing writes nothing
 
 
@@ -236,8 +374,12 @@ def test_bad_input_on_every_rank_is_still_one_line(tmp_path):
 def test_sigint_to_mpiexec_saves_once_and_exits_130(tmp_path):
     proc = long_run(tmp_path, "--out", "mpi", "--checkpoint-every", "0")
     try:
-        assert wait_for(lambda: (tmp_path / "mpi" / "metrics.jsonl").is_file() and
-                        (tmp_path / "mpi" / "metrics.jsonl").stat().st_size > 0), proc.stderr
+        assert wait_for(
+            lambda: (
+                (tmp_path / "mpi" / "metrics.jsonl").is_file()
+                and (tmp_path / "mpi" / "metrics.jsonl").stat().st_size > 0
+            )
+        ), proc.stderr
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     finally:
