@@ -1,4 +1,4 @@
-"""A ring allreduce by hand, with MPI's Sendrecv. Lesson 13 runs ``mpiexec -n 4 python ring_allreduce.py OUT``.
+"""A ring allreduce by hand, with MPI's Sendrecv: lesson 13 runs `mpiexec -n 4 python ring_allreduce.py OUT`.
 
 Every rank holds a vector; afterwards every rank holds the sum of all of them. The vector
 is cut into P chunks (P ranks) and the ranks stand in a ring, each sending to its right

@@ -44,7 +44,7 @@ import sys
 
 import numpy
 
-from .parallel import split_rows
+from .parallel import cpu_count, split_rows
 
 LAUNCHER_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK")
 
@@ -91,6 +91,10 @@ class Single:
     def setup(self, prepare_run, config):
         return prepare_run(config)
 
+    def threads(self):
+        """CPU threads for this rank's shards when --threads is 0: None, one per core (parallel.py)."""
+        return None
+
     def loss_and_grads(self, dp, x, y, dropout_seed):
         """The loss of the whole batch x, y (host (N, T)) and its gradient in ``dp.model.grads``;
         ``dp`` is the model's parallel.DataParallel. In a world of several ranks: this rank's share
@@ -121,11 +125,19 @@ class MPIWorld(Single):
     def __init__(self, MPI):
         self.MPI, self.comm = MPI, MPI.COMM_WORLD
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
-        # The ranks on this machine: local rank k uses GPU k (modulo the GPUs there are).
-        self.local_rank = self.comm.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
+        # The ranks on this machine: local rank k uses GPU k (modulo the GPUs there are), and
+        # they share its cores: each gets cores / local ranks threads for shards and for BLAS.
+        local = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
+        self.local_rank, self.local_size = local.Get_rank(), local.Get_size()
+        local.Free()
 
     def __repr__(self):
         return f"MPIWorld(rank {self.rank} of {self.size}, local rank {self.local_rank})"
+
+    def threads(self):
+        """This rank's share of the machine's cores (at least 1): ranks on one machine must not
+        each start a thread per core, or 2 ranks on 2 cores run 4 threads."""
+        return max(1, cpu_count() // self.local_size)
 
     # -- start -------------------------------------------------------------------------------------
     def setup(self, prepare_run, config):
@@ -135,6 +147,7 @@ class MPIWorld(Single):
 
         if config.backend != "numpy":
             use_device(config.backend, self.local_rank)
+        limit_blas_threads(config.threads or self.threads())
         run = error = None
         if config.batch_size < self.size:
             from .train import TrainError
@@ -278,3 +291,12 @@ class MPIWorld(Single):
                 f"minirnn.train: rank {self.rank}: {what}; stopping every rank", file=sys.stderr, flush=True
             )
             self.comm.Abort(code)
+
+
+def limit_blas_threads(n: int):
+    """BLAS on at most ``n`` threads in this process from now on (threadpoolctl; a no-op without it)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(limits=n, user_api="blas")

@@ -282,7 +282,8 @@ def train(config: TrainConfig) -> TrainResult:
     def is_edge(every):
         return every and (step % every == 0 or step == config.max_steps)
 
-    step_fn = DataParallel(model, config.threads or None)  # one shard of the batch per core (parallel.py)
+    # one shard of the batch per core (parallel.py); issue 13: per MPI rank, its share of the cores
+    step_fn = DataParallel(model, config.threads or world.threads())
     t0 = t_window = time.perf_counter()
     start_step, saved_step, window, loss_sum, norm_sum = step, step, 0, 0.0, 0.0
     stop = None  # issue 13: the signal every rank agreed to stop for
