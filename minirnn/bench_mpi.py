@@ -95,6 +95,11 @@ def main(argv=None):
     ap.add_argument("--hidden-size", type=int, default=256, help="H (default 256, the tutorial's)")
     ap.add_argument("--batch-size", type=int, default=128, help="N (default 128)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument(
+        "--model",
+        action="store_true",
+        help="instead: time one process at 128/P rows and model P = 2..64 machines on a ring",
+    )
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -107,6 +112,8 @@ def main(argv=None):
             [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]
         ),
     )
+    if args.model:
+        return paper_model(args, env)
     results = {name: [] for name, _, _ in CONFIGS}
     for _ in range(args.rounds):
         for name, ranks, threads in CONFIGS:
@@ -151,6 +158,56 @@ def main(argv=None):
             f"{name:<28} step {numpy.median(ms):7.1f} ms (rounds {min(ms):.1f} to {max(ms):.1f}), "
             f"{base / numpy.median(ms):.2f}x one thread{waits}"
         )
+    return 0
+
+
+LATENCY = 20e-6  # seconds per message on a datacenter network (assumed, not measured here)
+MACHINES = (1, 2, 4, 8, 16, 32, 64)
+
+
+def paper_model(args, env):
+    """Measure one process's step at 128/P rows (the rows each of P machines gets of the batch), then
+    add a ring allreduce of the float32 gradient: 2 (P - 1) messages, 2 (P - 1) / P of the bytes each way."""
+    compute = {}
+    for P in MACHINES:
+        rows = args.batch_size // P
+        cmd = [
+            sys.executable,
+            "-m",
+            "minirnn.bench_mpi",
+            "--worker",
+            "--threads",
+            "1",
+            "--steps",
+            str(args.steps),
+            "--hidden-size",
+            str(args.hidden_size),
+            "--batch-size",
+            str(rows),
+        ]
+        runs = [
+            json.loads(
+                subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+                .stdout.strip()
+                .splitlines()[-1]
+            )
+            for _ in range(args.rounds)
+        ]
+        compute[P] = numpy.median([r["step_ms"] for r in runs]) / 1000
+        params = runs[0]["params"]
+    size = 4 * params  # bytes of float32 gradient
+    print(f"gradient {params:,} float32 = {size / 1e6:.2f} MB; step of one process on one core at N rows:")
+    print(
+        "| machines P | rows each | compute (ms) | ring at 10 Gb/s (ms) | efficiency | "
+        "ring at 100 Gb/s (ms) | efficiency |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for P in MACHINES:
+        cells = [f"{P}", f"{args.batch_size // P}", f"{1000 * compute[P]:.1f}"]
+        for gbps in (10, 100):
+            ring = 0.0 if P == 1 else 2 * (P - 1) / P * size * 8 / (gbps * 1e9) + 2 * (P - 1) * LATENCY
+            cells += [f"{1000 * ring:.2f}", f"{compute[1] / (P * (compute[P] + ring)):.2f}"]
+        print("| " + " | ".join(cells) + " |")
     return 0
 
 
