@@ -53,8 +53,16 @@ class MPIUnavailable(RuntimeError):
     """An MPI launcher started this process, but mpi4py cannot be imported; one line naming the extra."""
 
 
+class DistributedError(ValueError):
+    """Ranks that cannot train together (too few rows, different files); the message is one line."""
+
+
 class PeerFailed(RuntimeError):
-    """Another rank failed during setup and printed why; this rank stops quietly (exit 2)."""
+    """Another rank failed and printed why; this rank stops quietly, with exit status ``code``."""
+
+    def __init__(self, message, code=2):
+        super().__init__(message)
+        self.code = code
 
 
 def launched_by_mpi(environ=os.environ) -> bool:
@@ -114,8 +122,9 @@ class Single:
         """``evaluate(model, ids, ...)`` -> (loss, accuracy) over the validation windows."""
         return evaluate(model, ids, batch_size, seq_length, max_batches)
 
-    def together(self):
-        """A context for the training loop: in a world of several ranks, a failure of one ends all."""
+    def together(self, collective=()):
+        """A context for the training loop: in a world of several ranks, a failure of one ends all.
+        ``collective``: exception types that every rank raises alike (train.Diverged)."""
         return contextlib.nullcontext()
 
 
@@ -150,11 +159,9 @@ class MPIWorld(Single):
         limit_blas_threads(config.threads or self.threads())
         run = error = None
         if config.batch_size < self.size:
-            from .train import TrainError
-
-            error = TrainError(
+            error = DistributedError(
                 f"--batch-size {config.batch_size} is smaller than the {self.size} ranks: "
-                "each rank needs at least one row of the batch"
+                "each rank needs at least one row"
             )
             self._agree(error)
         for turn in (0, 1):
@@ -170,9 +177,7 @@ class MPIWorld(Single):
             theirs = mine.copy()
             self.comm.Bcast(theirs, root=0)
             if not numpy.array_equal(mine, theirs):
-                from .train import TrainError
-
-                raise TrainError(
+                raise DistributedError(
                     f"rank {self.rank}'s text, vocabulary or checkpoint differs from rank 0's: "
                     "every rank must read the same files"
                 )
@@ -275,15 +280,15 @@ class MPIWorld(Single):
         return loss_sum / total, acc_sum / total
 
     @contextlib.contextmanager
-    def together(self):
+    def together(self, collective=()):
         """If this rank fails alone mid-run (a full disk on rank 0, a second Ctrl-C), the others would
         wait for it in the next Allreduce for ever: say why in one line and abort the whole job."""
-        from .train import Diverged
-
         try:
             yield
-        except Diverged:  # every rank sees the same loss and parameters: they all stop here together
-            raise
+        except collective:  # every rank sees the same loss and parameters: they all stop here together,
+            if self.rank == 0:  # and rank 0 says why
+                raise
+            raise PeerFailed("rank 0 reports the divergence", code=1) from None
         except BaseException as exc:
             code = 130 if isinstance(exc, KeyboardInterrupt) else 1
             what = "interrupted" if code == 130 else f"{type(exc).__name__}: {exc}"

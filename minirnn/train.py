@@ -245,11 +245,14 @@ def prepare_run(config: TrainConfig) -> Setup:
     return run
 
 
-def save_checkpoint(run: Setup, step: int, elapsed: float, last_row: dict) -> Path:
-    """A checkpoint of the current state, but only of finite parameters: a NaN never replaces good ones."""
+def save_checkpoint(run: Setup, step: int, elapsed: float, last_row: dict, write: bool = True) -> Path | None:
+    """A checkpoint of the current state, but only of finite parameters: a NaN never replaces good ones.
+    ``write`` False (MPI ranks other than 0): only the check, which every rank makes alike (issue 13)."""
     be = run.model.backend
     if not bool(be.to_host(be.xp.isfinite(run.model.flat).all())):
         raise Diverged(f"the parameters are no longer finite at step {step}")
+    if not write:
+        return None
     meta = {"model": run.model.config.to_dict(), "train": asdict(run.config), "vocab": run.vocab.chars,
             "dtype": run.config.dtype, "backend": run.config.backend, "elapsed": elapsed, "metrics": last_row}
     meta.update(checkpoint.training_meta(run.opt, run.batches, run.dropout_rng))
@@ -289,7 +292,7 @@ def train(config: TrainConfig) -> TrainResult:
     stop = None  # issue 13: the signal every rank agreed to stop for
     # NumPy's overflow warnings would bury the one line that says what happened; NaNs are caught at the edges.
     with SignalCatcher() as signals, open(metrics_path if world.writes else os.devnull, "a") as metrics, \
-            numpy.errstate(over="ignore", invalid="ignore"), world.together():
+            numpy.errstate(over="ignore", invalid="ignore"), world.together(collective=Diverged):
         try:
             while step < config.max_steps and stop is None:
                 x, y = run.batches.next()  # host (N, T) each
@@ -329,9 +332,8 @@ def train(config: TrainConfig) -> TrainResult:
                         step == config.max_steps or stop:
                     if window and not math.isfinite(world.sum(be.scalar(loss_sum))[0]):
                         raise Diverged(f"the loss is not finite before step {step}")
-                    if world.writes:  # issue 13
-                        save_checkpoint(run, step, run.elapsed + time.perf_counter() - t0,
-                                        (result.history or [{}])[-1])
+                    save_checkpoint(run, step, run.elapsed + time.perf_counter() - t0, (result.history or [{}])[-1],
+                                    write=world.writes)  # issue 13: rank 0 writes
                     saved_step = step
             if step == saved_step == start_step and not config.resume and world.writes:  # a signal before step 1
                 save_checkpoint(run, step, 0.0, {})
@@ -428,11 +430,12 @@ def main(argv=None) -> int:
             config = TrainConfig(**args)
         keep_freed_memory()  # every step reuses the last one's memory instead of faulting in fresh pages (malloc.py)
         result = train(config)
-    except (DataError, TrainError, CheckpointError, ConfigError, BackendError, distributed.MPIUnavailable) as exc:
+    except (DataError, TrainError, CheckpointError, ConfigError, BackendError, distributed.MPIUnavailable,
+            distributed.DistributedError) as exc:
         print(f"minirnn.train: error: {exc}", file=sys.stderr)
         return 2
-    except distributed.PeerFailed:  # issue 13: another rank failed during setup, and printed why
-        return 2
+    except distributed.PeerFailed as exc:  # issue 13: another rank failed, and printed why
+        return exc.code
     except Diverged as exc:
         print(f"minirnn.train: {exc}", file=sys.stderr)
         return 1

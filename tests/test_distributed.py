@@ -389,3 +389,60 @@ def test_sigint_to_mpiexec_saves_once_and_exits_130(tmp_path):
     assert out.count("SIGINT: saved step") == 1, out
     steps = [int(p.stem.split("-")[1]) for p in (tmp_path / "mpi" / "checkpoints").glob("*.json")]
     assert len(steps) == 1 and f"SIGINT: saved step {steps[0]} " in out
+
+
+@needs_mpi
+def test_divergence_stops_every_rank_with_one_line(tmp_path):
+    # As in test_train: a learning rate of 1e38 with clipping off overflows float32 within a few steps.
+    text_file(tmp_path)
+    flags = ["--hidden-size", "16", "--batch-size", "4", "--seq-length", "8", "--cache-dir", ""]
+    proc = mpirun(
+        2,
+        "-m",
+        "minirnn.train",
+        "--data",
+        "text.txt",
+        *flags,
+        "--lr",
+        "1e38",
+        "--clip",
+        "0",
+        "--max-steps",
+        "50",
+        "--print-every",
+        "1",
+        "--checkpoint-every",
+        "1",
+        "--out",
+        "run",
+        tmp_path=tmp_path,
+        timeout=120,
+    )
+    if proc.returncode == 0:
+        pytest.skip("this platform's float32 did not overflow")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert "training stopped" in line and "last good checkpoint is" in line
+
+
+@needs_mpi
+def test_fewer_rows_than_ranks_is_one_line(tmp_path):
+    text_file(tmp_path)
+    proc = mpirun(
+        3,
+        "-m",
+        "minirnn.train",
+        "--data",
+        "text.txt",
+        *FLAGS,
+        "--batch-size",
+        "2",
+        tmp_path=tmp_path,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert (
+        line
+        == "minirnn.train: error: --batch-size 2 is smaller than the 3 ranks: each rank needs at least one row"
+    )
