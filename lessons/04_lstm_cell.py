@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt
 
 from minirnn.backend import get_backend
 from minirnn.gradcheck import check_cell, format_table, rel_error
-from minirnn.lstm import LSTM, lstm_pointwise_backward
+from minirnn.lstm import LSTM, lstm_gates_backward
 
 FIGURES = figures("04_lstm_cell")
 
@@ -81,15 +81,15 @@ print("forget-gate bias starts at", p["b"][blocks["f"]][0], "so f starts near si
 #
 # No matrix product, no squashing function: an element-wise scaling by the
 # forget gate. That is the whole reason LSTMs remember. Below we compute
-# this by hand and compare it with minirnn's `lstm_pointwise_backward`.
+# this by hand and compare it with minirnn's `lstm_gates_backward`.
 
 # %%
-_, h_prev_c, i, f, o, g, c_prev_c, tc = cache
+i, f, o, g, c_prev_c, tc = cache.gates  # the gates the step kept (LSTMGates)
 dh, dc = rng.normal(size=(N, H)), rng.normal(size=(N, H))
 dc_total = dc + dh * o * (1 - tc ** 2)
 dc_prev_mine = dc_total * f
-dc_prev_lib = lstm_pointwise_backward(dh, dc, i, f, o, g, c_prev_c, tc)[-1]
-print("dL/dc_{t-1}: by hand vs lstm_pointwise_backward:", f"{rel_error(dc_prev_mine, dc_prev_lib):.1e}")
+dc_prev_lib = lstm_gates_backward(dh, dc, i, f, o, g, c_prev_c, tc)[-1]
+print("dL/dc_{t-1}: by hand vs lstm_gates_backward:", f"{rel_error(dc_prev_mine, dc_prev_lib):.1e}")
 assert rel_error(dc_prev_mine, dc_prev_lib) < 1e-12
 
 # %% [markdown]

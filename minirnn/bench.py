@@ -23,7 +23,7 @@ import time
 
 import numpy
 
-from .cli import OneLineParser
+from .cli import OneLineParser, add_backend_flag
 from .backend import BackendError, get_backend
 from .data import Vocab
 from .malloc import keep_freed_memory
@@ -267,7 +267,7 @@ def build_parser():
     g.add_argument("--layers", type=int, default=2, help="stacked layers (default 2)")
     g.add_argument("--vocab-size", type=int, default=65, help="symbols (default 65, Tiny Shakespeare)")
     g.add_argument("--clip", type=float, default=5.0, help="global-norm clip (default 5)")
-    g.add_argument("--backend", default="numpy", help="numpy (default) or cupy; PyTorch then runs on CUDA")
+    add_backend_flag(g, help="numpy (default) or cupy; PyTorch then runs on CUDA")
     r = ap.add_argument_group("measurement")
     r.add_argument("--steps", type=int, default=10, help="timed training steps per side (default 10)")
     r.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")

@@ -26,7 +26,7 @@ import numpy
 from .backend import Backend, BackendError, get_backend
 from .bidirectional import Bidirectional
 from .cell import onehot, sub_tree
-from .cli import OneLineParser
+from .cli import OneLineParser, add_backend_flag
 from .data import DataError, load_text
 from .init import truncated_normal
 from .layers import dense_backward, dense_forward, sequence_cross_entropy, sequence_cross_entropy_backward
@@ -234,7 +234,7 @@ def main(argv=None) -> int:
     g.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
     g.add_argument("--clip", type=float, default=d.clip, help="global-norm clipping threshold (0: off)")
     g.add_argument("--seed", type=int, default=d.seed, help="random seed")
-    g.add_argument("--backend", default="numpy", help="numpy or cupy")
+    add_backend_flag(g)
     args = ap.parse_args(argv)
     cfg = GapConfig(args.window, args.gap, args.hidden, args.cell, args.steps, args.batch, args.lr, args.clip,
                     args.eval_windows, seed=args.seed)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy
 
-from .cli import OneLineParser
+from .cli import OneLineParser, add_backend_flag
 from .backend import Backend, BackendError, get_backend
 from .bidirectional import Bidirectional
 from .gapfill import GapFiller, make_windows
@@ -306,7 +306,7 @@ def main(argv=None) -> int:
                     help="rnn, lstm, gru, all (default), or your own cell as module:Class")
     ap.add_argument("--tol", type=float, default=TOLERANCE, help="largest relative error that passes (default 1e-7)")
     ap.add_argument("--seed", type=int, default=0, help="random seed for the test data")
-    ap.add_argument("--backend", default="numpy", help="numpy (default) or cupy")
+    add_backend_flag(ap)
     args = ap.parse_args(argv)
     cells = ["rnn", "lstm", "gru"] if args.cell == "all" else [args.cell]
     try:

@@ -70,9 +70,11 @@ class GRU(ProjectedCell):
     state_names = ("h",)
 
     def param_shapes(self, D: int, H: int) -> dict[str, tuple[int, ...]]:
+        """Wx (D, 3H), Wh (H, 3H), b (3H,): the gates r, z, n side by side; bhn (H,) inside r ⊙ ĥ."""
         return {"Wx": (D, 3 * H), "Wh": (H, 3 * H), "b": (3 * H,), "bhn": (H,)}
 
     def init_params(self, D: int, H: int, rng: numpy.random.Generator) -> dict[str, numpy.ndarray]:
+        """Wx and Wh glorot-uniform as one (D + H, 3H) matrix (TensorFlow's), b and bhn zero."""
         Wx, Wh = gate_kernels(rng, D, H, 3)
         return {"Wx": Wx, "Wh": Wh, "b": numpy.zeros(3 * H), "bhn": numpy.zeros(H)}
 

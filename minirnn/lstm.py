@@ -38,16 +38,14 @@ class LSTMGates(NamedTuple):
 
 
 @fuse
-def lstm_gates_forward(ai, af, ao, ag, c_prev):
-    """The gate pre-activations and c_{t-1}, (N, H) each -> i, f, o, g, c_t, tanh(c_t), h_t."""
-    i = sigmoid(ai)  # input gate
-    f = sigmoid(af)  # forget gate
-    o = sigmoid(ao)  # output gate
+def lstm_cell_update(i, f, o, ag, c_prev):
+    """The gates i, f, o (already σ'd), the candidate's pre-activation and c_{t-1}, (N, H) each
+    -> g, c_t, tanh(c_t), h_t."""
     g = tanh(ag)  # candidate
     c = f * c_prev + i * g  # the cell state
     tanh_c = tanh(c)
     h = o * tanh_c  # the output
-    return i, f, o, g, c, tanh_c, h
+    return g, c, tanh_c, h
 
 
 @fuse
@@ -74,9 +72,11 @@ class LSTM(ProjectedCell):
     forget_bias = 1.0
 
     def param_shapes(self, D: int, H: int) -> dict[str, tuple[int, ...]]:
+        """Wx (D, 4H), Wh (H, 4H), b (4H,): the gates i, f, o, g side by side."""
         return {"Wx": (D, 4 * H), "Wh": (H, 4 * H), "b": (4 * H,)}
 
     def init_params(self, D: int, H: int, rng: numpy.random.Generator) -> dict[str, numpy.ndarray]:
+        """Wx and Wh glorot-uniform as one (D + H, 4H) matrix (TensorFlow's), b zero but the f block."""
         Wx, Wh = gate_kernels(rng, D, H, 4)
         b = numpy.zeros(4 * H)
         b[H : 2 * H] = self.forget_bias  # the f block
@@ -87,8 +87,11 @@ class LSTM(ProjectedCell):
         _, c_prev = state
         H = c_prev.shape[1]
         a = xa + ah  # (N, 4H): a_t = x_t·Wx + h_{t-1}·Wh + b
-        ai, af, ao, ag = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
-        i, f, o, g, c, tanh_c, h = lstm_gates_forward(ai, af, ao, ag, c_prev)
+        # i, f, o = σ(a_i), σ(a_f), σ(a_o): the three sigmoid gates are one contiguous block of
+        # columns, so σ is one elementwise pass over (N, 3H) (one kernel on a GPU) rather than three.
+        ifo = sigmoid(a[:, : 3 * H])  # (N, 3H)
+        i, f, o = ifo[:, :H], ifo[:, H : 2 * H], ifo[:, 2 * H :]
+        g, c, tanh_c, h = lstm_cell_update(i, f, o, a[:, 3 * H :], c_prev)
         return (h, c), LSTMGates(i, f, o, g, c_prev, tanh_c)
 
     def gates_backward(self, p: dict, dstate: tuple, cache: LSTMGates, grads: dict):

@@ -67,7 +67,7 @@ class ProjectedStepCache(NamedTuple):
 
 class ProjectedSequenceCache(NamedTuple):
     x: Any  # (T, N, D) floats or (T, N) ids
-    hs: Any  # (T + 1, N, H): h_0 .. h_T, the states the recurrent GEMM read
+    S: Any  # (T + 1, N, H): the states h_0 .. h_T; S[t] is what step t's recurrent GEMM read
     steps: list  # one gates_forward cache per step
     mask: Any  # (T, N) or None
 
@@ -105,6 +105,8 @@ class ProjectedCell(Cell):
         return new, ProjectedStepCache(x, state[0], gates)
 
     def step_backward(self, p, dstate, cache, grads):
+        """dL/d(new state) -> dx (N, D), or None for ids, and dL/d(previous state); adds the
+        gradients of Wx, b and Wh (and, through gates_backward, of the gate math's own)."""
         dxa, dah, direct = self.gates_backward(p, dstate, cache.gates, grads)
         grads["Wx"] += _input_rows(cache.x, p["Wx"].shape[0], dxa.dtype).T @ dxa  # (D, G·H)
         grads["b"] += dxa.sum(axis=0)  # (G·H,)
@@ -120,24 +122,24 @@ class ProjectedCell(Cell):
         xp = array_module(state0[0])
         T, (N, H) = x.shape[0], state0[0].shape
         xa = InputProjection(x, p["Wx"], p["b"])  # x_t·Wx + b for every t, before the loop
-        hs = xp.empty((T + 1, N, H), dtype=state0[0].dtype)  # h_0 .. h_T
-        hs[0] = state0[0]
-        out = hs[1:] if mask is None else xp.empty((T, N, H), dtype=hs.dtype)  # each step's new h
+        S = xp.empty((T + 1, N, H), dtype=state0[0].dtype)  # S[t] = h_{t-1}: the states h_0 .. h_T
+        S[0] = state0[0]
+        h_new = S[1:] if mask is None else xp.empty((T, N, H), dtype=S.dtype)  # each step's new h
         state, steps = tuple(state0), []
         for t in range(T):
-            new, gates = self.gates_forward(p, xa[t], hs[t] @ p["Wh"], state)  # one GEMM per step
+            new, gates = self.gates_forward(p, xa[t], S[t] @ p["Wh"], state)  # one GEMM per step
             steps.append(gates)
-            out[t] = new[0]
+            h_new[t] = new[0]
             state = new if mask is None else carry(mask[t], new, state)
             if mask is not None:
-                hs[t + 1] = state[0]
-        outputs = hs[1:] if mask is None else out * mask[:, :, None]
-        return outputs, (hs[T],) + tuple(state[1:]), ProjectedSequenceCache(x, hs, steps, mask)
+                S[t + 1] = state[0]
+        hs = S[1:] if mask is None else h_new * mask[:, :, None]  # past a sequence's end: zero
+        return hs, (S[T],) + tuple(state[1:]), ProjectedSequenceCache(x, S, steps, mask)
 
     def backward(self, p, dhs, dstate_T, cache, grads):
         """BPTT. dhs (T, N, H). Returns dx (T, N, D), or None for ids, and dstate0."""
         xp = array_module(dhs)
-        x, hs, steps, mask = cache
+        x, S, steps, mask = cache
         T, N, H = dhs.shape
         dXA = dAH = None  # dL/dxa_t and dL/dah_t for every step, (T, N, G·H)
         WhT = xp.ascontiguousarray(p["Wh"].T)  # a copy: BLAS runs faster on it than on the transposed view
@@ -156,7 +158,7 @@ class ProjectedCell(Cell):
                 dstate = tuple(a + b for a, b in zip(dstate, dcarried))
         # The weights are shared by all steps: their gradient is a sum over t, computed as
         # one GEMM over all T·N rows instead of T small ones.
-        grads["Wh"] += hs[:-1].reshape(T * N, H).T @ dAH.reshape(T * N, -1)  # (H, G·H)
+        grads["Wh"] += S[:-1].reshape(T * N, H).T @ dAH.reshape(T * N, -1)  # (H, G·H)
         dx = input_projection_backward(x, p["Wx"], dXA, grads)
         return dx, dstate
 

@@ -38,9 +38,11 @@ class RNN(ProjectedCell):
     state_names = ("h",)
 
     def param_shapes(self, D: int, H: int) -> dict[str, tuple[int, ...]]:
+        """Wx (D, H), Wh (H, H), b (H,)."""
         return {"Wx": (D, H), "Wh": (H, H), "b": (H,)}
 
     def init_params(self, D: int, H: int, rng: numpy.random.Generator) -> dict[str, numpy.ndarray]:
+        """Wx and Wh as TensorFlow initialises its fused kernel (glorot-uniform), b zero."""
         Wx, Wh = gate_kernels(rng, D, H, 1)
         return {"Wx": Wx, "Wh": Wh, "b": numpy.zeros(H)}
 

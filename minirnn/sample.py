@@ -23,9 +23,9 @@ import numpy
 from . import checkpoint
 from .backend import BackendError, get_backend
 from .checkpoint import CheckpointError
+from .cli import KeepPathsWhole, OneLineParser, add_model_flags, docs_page
 from .data import Vocab
 from .model import ConfigError
-from .cli import OneLineParser, add_model_flags
 
 PRIME_CHUNK = 256  # prime characters read per forward call: long primes need no long caches
 
@@ -96,7 +96,8 @@ def sample(model, vocab: Vocab, prime: str = "The ", length: int = 500, temperat
 def main(argv=None) -> int:
     ap = OneLineParser(prog="python -m minirnn.sample",
                        description="Generate text from a checkpoint of python -m minirnn.train. "
-                                   "Every flag is described in docs/flags.md.")
+                                   f"Every flag is described in {docs_page('flags.md')}.",
+                       formatter_class=KeepPathsWhole)
     add_model_flags(ap)
     ap.add_argument("--prime", default="The ", help="text to read before generating (default 'The ')")
     ap.add_argument("--length", type=int, default=500, help="characters to generate after the prime (default 500)")

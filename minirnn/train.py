@@ -31,10 +31,19 @@ from pathlib import Path
 import numpy
 
 from . import checkpoint, distributed
-from .cli import OneLineParser
 from .backend import BackendError, get_backend
 from .checkpoint import CheckpointError
-from .data import Batches, DataError, Vocab, check_length, default_cache_dir, eval_windows, prepare_file, split
+from .cli import KeepPathsWhole, OneLineParser, add_backend_flag, docs_page
+from .data import (
+    Batches,
+    DataError,
+    Vocab,
+    check_length,
+    default_cache_dir,
+    eval_windows,
+    prepare_file,
+    split,
+)
 from .layers import accuracy
 from .malloc import keep_freed_memory
 from .model import CharRNN, ConfigError, ModelConfig
@@ -225,7 +234,8 @@ def prepare_run(config: TrainConfig) -> Setup:
         config = replace(config, data=str(Path(config.data).resolve()))
     be = get_backend(config.backend, config.dtype)
     # Read, count and encode in pieces; with a cache the ids are a memory map every rank shares (data.py).
-    vocab, ids = prepare_file(config.data, None if config.cache_dir == "" else (config.cache_dir or default_cache_dir()),
+    cache = None if config.cache_dir == "" else (config.cache_dir or default_cache_dir())
+    vocab, ids = prepare_file(config.data, cache,  # the length is checked before anything is written
                               lambda L: check_length(L, config.batch_size, config.seq_length, config.val_fraction))
     if meta is not None and Vocab(meta["vocab"]) != vocab:
         raise CheckpointError(f"the checkpoint's vocabulary ({len(meta['vocab'])} symbols) does not match "
@@ -297,7 +307,7 @@ def train(config: TrainConfig) -> TrainResult:
             while step < config.max_steps and stop is None:
                 x, y = run.batches.next()  # host (N, T) each
                 seed = int(run.dropout_rng.integers(2 ** 31 - 1))  # drawn every step, so resumes line up
-                # issue 13: MPI: this rank's rows, then one Allreduce of the gradient; loss is this rank's share
+                # issue 13: under MPI this rank's rows, then one Allreduce of the gradient; the rank's loss
                 loss, _, _ = world.loss_and_grads(step_fn, x, y, seed if config.dropout > 0 else None)
                 norm = clip_by_global_norm(model.grads, config.clip)  # before clipping; 0-d, on the device
                 run.opt.step(model.grads)
@@ -332,10 +342,10 @@ def train(config: TrainConfig) -> TrainResult:
                         step == config.max_steps or stop:
                     if window and not math.isfinite(world.sum(be.scalar(loss_sum))[0]):
                         raise Diverged(f"the loss is not finite before step {step}")
-                    save_checkpoint(run, step, run.elapsed + time.perf_counter() - t0, (result.history or [{}])[-1],
-                                    write=world.writes)  # issue 13: rank 0 writes
+                    save_checkpoint(run, step, run.elapsed + time.perf_counter() - t0,
+                                    (result.history or [{}])[-1], write=world.writes)  # issue 13
                     saved_step = step
-            if step == saved_step == start_step and not config.resume and world.writes:  # a signal before step 1
+            if step == saved_step == start_step and not config.resume and world.writes:  # a signal, no step
                 save_checkpoint(run, step, 0.0, {})
         except Diverged as exc:
             last = checkpoint.list_checkpoints(run.run_dir / "checkpoints")
@@ -373,10 +383,11 @@ def _duration(seconds: float) -> str:
 def build_parser(suppress_defaults=False) -> argparse.ArgumentParser:
     """The flags, grouped. With ``suppress_defaults`` only the flags the user typed appear in the result."""
     d = TrainConfig()
-    ap = OneLineParser(prog="python -m minirnn.train", argument_default=argparse.SUPPRESS
-                                 if suppress_defaults else None,
-                                 description="Train a character-level RNN on a UTF-8 text (default: Tiny Shakespeare). "
-                                             "Every flag is described in docs/flags.md.")
+    ap = OneLineParser(prog="python -m minirnn.train",
+                       argument_default=argparse.SUPPRESS if suppress_defaults else None,
+                       description="Train a character-level RNN on a UTF-8 text (default: Tiny Shakespeare). "
+                                   f"Every flag is described in {docs_page('flags.md')}.",
+                       formatter_class=KeepPathsWhole)
 
     def add(group, name, help, **kw):
         if not suppress_defaults:
@@ -403,7 +414,7 @@ def build_parser(suppress_defaults=False) -> argparse.ArgumentParser:
     add(g, "--max-steps", "stop after this many steps in all, counting steps before a resume (default 500)", type=int)
     g = ap.add_argument_group("run")
     add(g, "--seed", "seed for the weights, batch order and dropout: same seed, same losses (default 0)", type=int)
-    add(g, "--backend", "numpy (default) or cupy (a GPU)", choices=["numpy", "cupy"])
+    add_backend_flag(g, default=argparse.SUPPRESS if suppress_defaults else d.backend)
     add(g, "--threads", "CPU threads: the batch is split into one shard per thread (default 0: one per core)",
         type=int)
     add(g, "--dtype", "float32 (default) or float64", choices=["float32", "float64"])

@@ -90,24 +90,42 @@ def pick_unit(tr: Trace) -> int:
 
 
 # -- colours ----------------------------------------------------------------------------------------------
+# Each map runs from white to one colour. The far ends are light enough that black text on them has a WCAG
+# contrast ratio of at least 7 (the AAA level for small text), and every colour in between is lighter still:
+# tests/test_visualize_page.py computes the ratios. (Pure blue, rgb(0,0,255), gives black text 2.4.)
+NEGATIVE = (100, 160, 240)  # -1: blue
+POSITIVE = (255, 120, 110)  # +1: red
+CONFIDENT = (55, 195, 55)  # p = 1: green
+NO_PREDICTION = (230, 230, 230)  # the first character: light grey
+TEXT_COLOUR = "#000"
+
+
+def _towards(colour, v: float) -> str:
+    """White (v = 0) to ``colour`` (v = 1), straight through sRGB."""
+    return "rgb({},{},{})".format(*(round(255 - (255 - c) * v) for c in colour))
+
+
 def _diverging(v: float) -> str:
     """-1 blue, 0 white, +1 red (as Karpathy's pages)."""
     v = float(numpy.clip(v, -1, 1))
-    if v >= 0:
-        return f"rgb(255,{int(255 * (1 - v))},{int(255 * (1 - v))})"
-    return f"rgb({int(255 * (1 + v))},{int(255 * (1 + v))},255)"
+    return _towards(POSITIVE, v) if v >= 0 else _towards(NEGATIVE, -v)
 
 
 def _sequential(p: float) -> str:
     """0 white to 1 green; NaN (no prediction) light grey."""
     if not numpy.isfinite(p):
-        return "rgb(230,230,230)"
-    p = float(numpy.clip(p, 0, 1))
-    return f"rgb({int(255 - 200 * p)},{int(255 - 60 * p)},{int(255 - 200 * p)})"
+        return _towards(NO_PREDICTION, 1)
+    return _towards(CONFIDENT, float(numpy.clip(p, 0, 1)))
 
 
 def _shown(c: str) -> str:
+    """A character as the page draws it: whitespace as a visible mark, a space as one that never collapses."""
     return {"\n": "↵", " ": "\u00a0", "\t": "→"}.get(c, c)
+
+
+def _named(c: str) -> str:
+    """A character as a tooltip names it: whitespace by name, the rest quoted ('e', '\\r')."""
+    return {"\n": "newline", " ": "space", "\t": "tab"}.get(c) or repr(c)
 
 
 # -- the HTML page ------------------------------------------------------------------------------------------
@@ -122,32 +140,35 @@ def to_html(tr: Trace, unit: int, title: str = "minirnn") -> str:
 
     def nxt(t):
         c, p = tr.top[t]
-        return f"next most likely {_shown(c)!r} ({p:.2f})"
+        return f"next most likely {_named(c)} ({p:.2f})"
 
     state = "h" if tr.state == "h" else "tanh(c)"
     act = panel(lambda t: _diverging(tr.acts[t, unit]),
                 lambda t: f"{state}[{unit}] = {tr.acts[t, unit]:+.3f}; {nxt(t)}")
     conf = panel(lambda t: _sequential(tr.confidence[t]),
                  lambda t: ("no prediction for the first character" if t == 0 else
-                            f"p({_shown(tr.text[t])!r}) = {tr.confidence[t]:.3f}; {nxt(t)}"))
+                            f"p({_named(tr.text[t])}) = {tr.confidence[t]:.3f}; {nxt(t)}"))
     mean = numpy.nanmean(numpy.log(tr.confidence[1:])) if len(tr.text) > 1 else float("nan")
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
 body {{ font-family: sans-serif; max-width: 60em; margin: 2em auto; color: #222; }}
-.text {{ font-family: monospace; font-size: 15px; line-height: 1.6; border: 1px solid #ccc; padding: 0.8em;
-         white-space: normal; word-wrap: break-word; }}
-.key span {{ display: inline-block; width: 3em; text-align: center; font-size: 12px; }}
+.text {{ color: {TEXT_COLOUR}; font-family: monospace; font-size: 15px; line-height: 1.6;
+         border: 1px solid #ccc; padding: 0.8em; white-space: normal; word-wrap: break-word; }}
+.key span {{ display: inline-block; width: 3em; text-align: center; font-size: 13px; color: {TEXT_COLOUR}; }}
 </style></head><body>
 <h2>{html.escape(title)}</h2>
-<p>The model read this text one character at a time, carrying its state. Hover over a character for the numbers.</p>
+<p>The model read this text one character at a time, carrying its state. \
+Hover over a character for the numbers.</p>
 <h3>Unit {unit} of layer {tr.layer} ({state}) after each character</h3>
-<p class="key"><span style="background:{_diverging(-1)}">−1</span><span style="background:{_diverging(0)}">0</span>\
+<p class="key"><span style="background:{_diverging(-1)}">−1</span>\
+<span style="background:{_diverging(0)}">0</span>\
 <span style="background:{_diverging(1)}">+1</span></p>
 <div class="text">{act}</div>
 <h3>Confidence: the probability the model gave each character before it came</h3>
-<p class="key"><span style="background:{_sequential(0)}">0</span><span style="background:{_sequential(0.5)}">0.5</span>\
-<span style="background:{_sequential(1)}">1</span> &nbsp; mean log-probability {mean:.3f} nats per character</p>
+<p class="key"><span style="background:{_sequential(0)}">0</span>\
+<span style="background:{_sequential(0.5)}">0.5</span><span style="background:{_sequential(1)}">1</span> \
+&nbsp; mean log-probability {mean:.3f} nats per character</p>
 <div class="text">{conf}</div>
 </body></html>
 """
@@ -208,25 +229,29 @@ def visualize(model: CharRNN, vocab: Vocab, text: str, unit: int | None = None, 
     return tr, unit
 
 
-# -- the command line -----------------------------------------------------------------------------------------
+# -- the command line -------------------------------------------------------------------------------------
 def main(argv=None) -> int:
-    from .sample import SampleError, load_model, sample
     from .cli import OneLineParser, add_model_flags
+    from .sample import SampleError, load_model, sample
 
     ap = OneLineParser(prog="python -m minirnn.visualize",
-                       description="Colour a text by one hidden unit's activation and by the model's confidence "
-                                   "in each next character, as a self-contained HTML page (and a PNG).")
+                       description="Colour a text by one hidden unit's activation and by the model's "
+                                   "confidence in each next character, as a self-contained HTML page "
+                                   "(and a PNG).")
     add_model_flags(ap)
     src = ap.add_mutually_exclusive_group()
     src.add_argument("--text", help="the text to read (default: 400 characters the model writes itself)")
     src.add_argument("--text-file", metavar="FILE", help="read the text from a UTF-8 file")
-    ap.add_argument("--max-chars", type=int, default=2000, help="use at most this many characters (default 2000)")
-    ap.add_argument("--unit", type=int, default=None, help="which unit to show (default: the one that varies most)")
+    ap.add_argument("--max-chars", type=int, default=2000,
+                    help="use at most this many characters (default 2000)")
+    ap.add_argument("--unit", type=int, default=None,
+                    help="which unit to show (default: the one that varies most)")
     ap.add_argument("--layer", type=int, default=-1, help="which layer, 0 first, -1 the last (default)")
     ap.add_argument("--state", default="h", choices=["h", "c"], help="h (default), or an LSTM's cell state c")
     ap.add_argument("--out", metavar="FILE", help="the HTML page to write (default RUN_DIR/visualize.html)")
     ap.add_argument("--png", metavar="FILE", help="also draw both panels into this PNG")
-    ap.add_argument("--seed", type=int, default=0, help="seed for the generated text when --text is not given")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seed for the generated text when --text is not given")
     args = ap.parse_args(argv)
     try:
         if args.max_chars < 1:
