@@ -2,6 +2,8 @@
 
     python -m minirnn.bench_mpi                  # the tutorial's model, 3 rounds of 20 timed steps
     python -m minirnn.bench_mpi --rounds 5 --json
+    python -m minirnn.bench_mpi --model          # one process at 128/P rows, and a ring: P = 2..64 machines
+    python -m minirnn.bench_mpi --prepare big.txt [--code OLD_CHECKOUT]   # time and peak memory of preparing
 
 Each round times, one after the other (so that a busy machine slows them alike):
 one process on one thread, one process with 2 thread shards (parallel.py), and
@@ -103,9 +105,16 @@ def main(argv=None):
         action="store_true",
         help="instead: time one process at 128/P rows and model P = 2..64 machines on a ring",
     )
+    ap.add_argument("--prepare", metavar="TEXT", help="instead: time and peak memory of preparing TEXT")
+    ap.add_argument(
+        "--code", metavar="DIR", help="with --prepare: the minirnn checkout to measure (default: this)"
+    )
+    ap.add_argument("--cache", metavar="DIR", help=argparse.SUPPRESS)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.worker and args.prepare:
+        return prepare_worker(args)
     if args.worker:
         return worker(args)
     mpiexec = Path(sys.executable).with_name("mpiexec")
@@ -117,6 +126,8 @@ def main(argv=None):
     )
     if args.model:
         return paper_model(args, env)
+    if args.prepare:
+        return prepare_bench(args, env)
     results = {name: [] for name, _, _ in CONFIGS}
     for _ in range(args.rounds):
         for name, ranks, threads in CONFIGS:
@@ -216,6 +227,51 @@ def paper_model(args, env):
             cells += [f"{1000 * ring:.2f}", f"{compute[1] / (P * (compute[P] + ring)):.2f}"]
         print("| " + " | ".join(cells) + " |")
     return 0
+
+
+def prepare_bench(args, env):
+    """Prepare the text twice, each in a fresh process: with an empty cache, then with the cache filled."""
+    import tempfile
+
+    code = str(Path(args.code).resolve()) if args.code else str(Path(__file__).resolve().parents[1])
+    with tempfile.TemporaryDirectory() as cache:
+        for what in ("first", "cached"):
+            cmd = [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--worker",
+                "--prepare",
+                args.prepare,
+                "--cache",
+                cache,
+                "--code",
+                code,
+            ]
+            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+            print(f"{what:<7} {out.strip()}")
+    return 0
+
+
+def prepare_worker(args):
+    """Prepare, split, Batches(128, 50) and one batch; print the time and the peak resident memory. Runs
+    the checkout ``args.code``: one from before data.prepare_file existed reads the whole text (load_text)."""
+    import resource
+
+    sys.path.insert(0, args.code)
+    from minirnn import data
+
+    t = time.perf_counter()
+    if hasattr(data, "prepare_file"):
+        vocab, ids = data.prepare_file(args.prepare, args.cache)
+    else:
+        vocab, ids = data.prepare(data.load_text(args.prepare), args.cache)
+    train_ids, _ = data.split(ids)
+    data.Batches(train_ids, 128, 50).next()
+    took = time.perf_counter() - t
+    status = dict(line.split(":", 1) for line in open("/proc/self/status")) if os.path.exists("/proc") else {}
+    mine = f", of it at the end: own {status['RssAnon'].strip()}, mapped files {status['RssFile'].strip()}"
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+    print(f"{took:.1f} s, peak resident {peak:.2f} GiB{mine if status else ''}, ids {ids.dtype}", flush=True)
 
 
 if __name__ == "__main__":
