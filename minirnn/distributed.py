@@ -41,6 +41,7 @@ import hashlib
 import json
 import os
 import sys
+import warnings
 
 import numpy
 
@@ -77,12 +78,20 @@ def world():
     if not launched_by_mpi():
         return Single()
     try:
-        from mpi4py import MPI
+        with warnings.catch_warnings():  # mpi4py's own warning of a foreign launcher: ours below is one line
+            warnings.simplefilter("ignore", RuntimeWarning)
+            from mpi4py import MPI
     except ImportError:
         raise MPIUnavailable(
             "started by an MPI launcher, but mpi4py is not installed: "
             "pip install 'minirnn[mpi]' (mpi4py and mpich)"
         ) from None
+    launched = int(os.environ.get("PMI_SIZE") or os.environ.get("OMPI_COMM_WORLD_SIZE") or 0)
+    if launched and MPI.COMM_WORLD.Get_size() != launched:  # e.g. Open MPI's mpirun, MPICH's mpi4py
+        raise MPIUnavailable(
+            f"the launcher started {launched} processes but MPI sees a world of {MPI.COMM_WORLD.Get_size()}: "
+            "mpiexec and mpi4py belong to different MPI libraries; use the mpiexec next to your python"
+        )
     return MPIWorld(MPI)
 
 

@@ -442,3 +442,19 @@ def test_fewer_rows_than_ranks_is_one_line(tmp_path):
     assert line.startswith(
         "minirnn.train: error: --batch-size 2 is smaller than the 3 ranks: each rank needs"
     )
+
+
+@needs_mpi
+def test_a_launcher_of_another_mpi_is_one_line(tmp_path):
+    """Open MPI's mpirun with MPICH's mpi4py: each process would be a world of one, training alone."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "minirnn.train", "--data", str(text_file(tmp_path)), *FLAGS],
+        cwd=tmp_path,
+        env=dict(env(tmp_path), OMPI_COMM_WORLD_SIZE="2"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "started 2 processes but MPI sees a world of 1" in proc.stderr
+    assert not (tmp_path / "runs").exists()
