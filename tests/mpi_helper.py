@@ -4,6 +4,7 @@ grads OUT BACKEND: one step of a tiny float64 model on the world; rank 0 saves t
     loss to OUT (.npz), after checking that every rank holds the same gradient to the bit, and (BACKEND
     strict) how many host-device copies the step made.
 main OUT ARGS...: ``minirnn.train.main(ARGS)``, except that rank 1 trains on OUT, a file that is not there.
+full-disk DATA ARGS...: ``minirnn.train.main(ARGS)``, with rank 0's checkpoints failing as on a full disk.
 """
 
 import sys
@@ -76,9 +77,22 @@ def main_with_bad_rank(missing, argv):
     sys.exit(train.main(argv))
 
 
+def main_with_a_full_disk_on_rank_0(argv):
+    from minirnn import checkpoint, train
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    if distributed.world().rank == 0:
+        checkpoint.save = full
+    sys.exit(train.main(argv))
+
+
 if __name__ == "__main__":
     mode, out, *rest = sys.argv[1:]
     if mode == "grads":
         grads(out, rest[0])
+    elif mode == "full-disk":
+        main_with_a_full_disk_on_rank_0([out, *rest])
     else:
         main_with_bad_rank(out, rest)

@@ -458,3 +458,32 @@ def test_a_launcher_of_another_mpi_is_one_line(tmp_path):
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "started 2 processes but MPI sees a world of 1" in proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+@needs_mpi
+def test_a_rank_failing_alone_mid_run_ends_the_job(tmp_path):
+    """Rank 0's disk fills while it writes a checkpoint: rank 1 must not wait for it for ever."""
+    text_file(tmp_path)
+    start = time.monotonic()
+    proc = mpirun(
+        2,
+        str(ROOT / "tests" / "mpi_helper.py"),
+        "full-disk",
+        "--data",
+        "text.txt",
+        *FLAGS,
+        "--max-steps",
+        "100000",
+        "--checkpoint-every",
+        "3",
+        "--out",
+        "mpi",
+        tmp_path=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert (
+        "minirnn.train: rank 0: OSError: [Errno 28] No space left on device; stopping every rank"
+        in proc.stderr
+    )
+    assert time.monotonic() - start < 60
