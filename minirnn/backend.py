@@ -15,6 +15,7 @@ what lets the training loop run a whole sequence without a host
 synchronisation: on CuPy, ``float(x)``, ``x.item()`` or ``if x > 0`` on a
 device array each wait for the GPU to finish.
 """
+
 from __future__ import annotations
 
 import functools
@@ -46,29 +47,62 @@ def register_array_module(name: str, xp, array_type: type) -> None:
     _DEVICE_ARRAY_TYPES.append((array_type, xp))
 
 
+# What to install: CuPy's [ctk] extra brings the CUDA libraries (cuBLAS, NVRTC, ...) as wheels, so only the
+# NVIDIA driver has to be on the machine; nvidia-smi's "CUDA Version" is the newest major the driver runs.
+INSTALL_HINT = (
+    "pip install 'minirnn[cuda12]' (cupy-cuda12x[ctk]) or 'minirnn[cuda13]' (cupy-cuda13x[ctk]), "
+    "whichever CUDA major nvidia-smi shows"
+)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _health_check(cupy) -> None:
+    """Run each kind of GPU work that training uses once, so that a missing piece fails here, in one
+    line, rather than as a traceback at the first step. Raises BackendError."""
+
+    def device():
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            raise RuntimeError("no CUDA device")
+        cupy.zeros(4, dtype="float32").sum()
+
+    def ones(shape):
+        return cupy.ones(shape, dtype="float32")
+
+    checks = [
+        ("no GPU answers", "check nvidia-smi, or use --backend numpy", device),
+        # the matrix products go to cuBLAS, a library of its own (libcublas)
+        ("the matrix multiply (cuBLAS) fails", INSTALL_HINT, lambda: cupy.matmul(ones((4, 4)), ones((4, 4)))),
+        # CuPy compiles every elementwise kernel (tanh, the cells' fused functions) at first use, with NVRTC
+        ("compiling an elementwise kernel (NVRTC) fails", INSTALL_HINT, lambda: cupy.tanh(ones(4))),
+        (
+            "the device random generator fails",
+            INSTALL_HINT,
+            lambda: cupy.random.Generator(cupy.random.Philox4x3210(0, size=256)).random(4, dtype="float32"),
+        ),
+    ]
+    for what, hint, check in checks:
+        try:
+            check()
+            cupy.cuda.get_current_stream().synchronize()  # the errors of queued kernels surface here
+        except Exception as exc:  # whatever CUDA raises becomes the one line
+            raise BackendError(f"CuPy is installed but {what} ({_first_line(exc)}); {hint}") from None
+
+
 def _import_cupy():
-    """Import cupy and check that a GPU answers, or raise a one-line BackendError."""
+    """Import cupy and check that the GPU runs what training needs, or raise a one-line BackendError."""
     if "cupy" in _DEVICE_MODULES:
         return _DEVICE_MODULES["cupy"]
     try:
         cupy = importlib.import_module("cupy")
     except ImportError:
-        raise BackendError(
-            "CuPy is not installed: install the extra that matches your CUDA version, "
-            "e.g. pip install 'minirnn[cuda12]' (cupy-cuda12x) or 'minirnn[cuda13]' (cupy-cuda13x)"
-        ) from None
+        raise BackendError(f"CuPy is not installed: {INSTALL_HINT}") from None
     except Exception as exc:  # a broken CUDA install can fail at import time
-        raise BackendError(f"CuPy failed to import ({type(exc).__name__}: {exc}); "
-                           "check the CUDA toolkit and driver") from None
-    try:
-        count = cupy.cuda.runtime.getDeviceCount()
-        if count < 1:
-            raise RuntimeError("no CUDA device")
-        cupy.zeros(1).sum().item()  # touch the device: fails here, not mid-training
-    except Exception as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BackendError(f"CuPy is installed but no GPU answers ({msg}); "
-                           "check nvidia-smi, or use --backend numpy") from None
+        raise BackendError(f"CuPy failed to import ({_first_line(exc)}); {INSTALL_HINT}") from None
+    _health_check(cupy)
     register_array_module("cupy", cupy, cupy.ndarray)
     return cupy
 
@@ -91,16 +125,39 @@ def use_device(name: str, index: int) -> None:
         cupy.cuda.Device(index % count).use()
 
 
+_HOST_TYPES = (numpy.ndarray, numpy.generic, int, float, complex, bool, type(None))
+
+
+def _device_module(arrays):
+    """The device module whose arrays are among ``arrays``, or None."""
+    for a in arrays:
+        for array_type, xp in _DEVICE_ARRAY_TYPES:
+            if isinstance(a, array_type):
+                return xp
+    return None
+
+
 def array_module(*arrays):
     """The array module (numpy, cupy, ...) that the given arrays belong to.
 
     Functions that are handed arrays call this instead of importing cupy
     (chainer's ``get_array_module``). Mixed host/device arguments are a bug:
     the device module wins, and the device module then refuses the host array.
+
+    While ``cupy.fuse`` traces a function, its arguments are CuPy's stand-in
+    objects, not arrays; ``cupy.get_array_module`` knows them, so it is asked
+    about anything that is neither a host value nor a device array. That is
+    what lets ``xp.tanh(x)`` inside a fused function trace as a CuPy ufunc.
     """
+    xp = _device_module(arrays)
+    if xp is not None:
+        return xp
     for a in arrays:
-        for array_type, xp in _DEVICE_ARRAY_TYPES:
-            if isinstance(a, array_type):
+        if isinstance(a, _HOST_TYPES):
+            continue
+        for xp in _DEVICE_MODULES.values():
+            ask = getattr(xp, "get_array_module", None)
+            if ask is not None and ask(a) is xp:
                 return xp
     return numpy
 
@@ -160,28 +217,58 @@ class Backend:
 
         Drawing on the device avoids copying a dropout mask to the GPU each step;
         the caller derives ``seed`` from its host generator, so runs stay
-        reproducible and resumable.
+        reproducible and resumable. NumPy draws with PCG64. On the device the
+        generator is cuRAND's Philox4x32-10: counter-based, so setting one up for
+        each mask costs one light kernel, where CuPy's default (XORWOW) runs a
+        slow ``curand_init`` for each of ~270k states. The two backends' masks
+        differ: docs/backend.md#4-random-numbers.
         """
-        rng = self.xp.random.default_rng(seed)
-        return rng.random(shape, dtype=self.dtype)
+        if self.xp is numpy:
+            return numpy.random.default_rng(seed).random(shape, dtype=self.dtype)
+        bits = self.xp.random.Philox4x3210(seed, size=philox_states(int(numpy.prod(shape))))
+        return self.xp.random.Generator(bits).random(shape, dtype=self.dtype)
+
+
+PHILOX_STATES = 1 << 18  # the most Philox states a mask is drawn with: 64 bytes each, 16 MiB
+
+
+def philox_states(n: int) -> int:
+    """How many generator states draw ``n`` numbers on the device: ``n`` rounded up to a whole
+    number of 256, at most PHILOX_STATES.
+
+    CuPy's sampling kernel runs whole blocks of 256 threads, and every thread reads
+    and writes back its own state even when it draws nothing: a count that is not a
+    multiple of 256 would let the last block write past the states' memory. The
+    count is fixed by ``n`` alone (CuPy's default grows with the GPU's number of
+    multiprocessors), so a seed gives the same mask on any GPU.
+    """
+    return min(PHILOX_STATES, max(1, -(-n // 256)) * 256)
+
+
+class FuseFallbackWarning(UserWarning):
+    """cupy.fuse could not compile a function, which then runs unfused (right, but slow)."""
 
 
 def fuse(fn):
     """Fuse an elementwise function into one GPU kernel when it is called with CuPy arrays.
 
     ``cupy.fuse`` compiles ``fn`` on first use with CuPy arrays; with NumPy
-    arrays (or the tests' stand-in) the plain function runs. So the math of a
-    cell is written once, as ordinary NumPy expressions, for both backends.
-    The decision is made at call time because cupy is imported lazily.
+    arrays the plain function runs. So the math of a cell is written once, for
+    both backends. The body must be traceable: arithmetic, and ufuncs taken from
+    the argument's array module (``minirnn.pointwise.tanh``), never ``numpy.tanh``,
+    which CuPy's tracer does not redirect. Called while another fused function is
+    being traced (arguments that are not device arrays), ``fn`` runs as it is and
+    becomes part of that kernel. The decision is made at call time because cupy is
+    imported lazily.
     """
     fused = {}
 
     @functools.wraps(fn)
     def call(*args):
-        if not _DEVICE_ARRAY_TYPES:  # no device module loaded: NumPy (sampling calls this ~20 times a character)
+        if not _DEVICE_ARRAY_TYPES:  # no device module loaded: NumPy (sampling calls this ~20 times a char)
             return fn(*args)
-        xp = array_module(*args)
-        if xp is numpy or not hasattr(xp, "fuse"):
+        xp = _device_module(args)
+        if xp is None or not hasattr(xp, "fuse"):  # NumPy, or inside a trace
             return fn(*args)
         if xp not in fused:
             fused[xp] = xp.fuse(kernel_name=fn.__name__)(fn)
@@ -189,11 +276,17 @@ def fuse(fn):
             return fn(*args)
         try:
             return fused[xp](*args)
-        except Exception as exc:  # a CuPy version that cannot fuse this: run it unfused, say so once
-            warnings.warn(f"cupy.fuse could not compile {fn.__name__} ({type(exc).__name__}); running it unfused")
+        except Exception as exc:  # a CuPy that cannot fuse this: run it unfused, say so once
+            warnings.warn(
+                f"FUSE FALLBACK: cupy.fuse could not compile {fn.__name__} ({_first_line(exc)}); "
+                "running it unfused, one kernel per operation",
+                FuseFallbackWarning,
+                stacklevel=2,
+            )
             fused[xp] = fn
             return fn(*args)
 
+    call.compiled = fused  # per device module, what runs: the compiled kernel, or fn after a fallback
     return call
 
 

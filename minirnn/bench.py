@@ -3,13 +3,17 @@
     python -m minirnn.bench                  # the tutorial's configuration, LSTM
     python -m minirnn.bench --cell gru --steps 5
     python -m minirnn.bench --memory         # also peak memory of training, each side in its own process
+    python -m minirnn.bench --backend cupy   # on a GPU, against PyTorch's cuDNN on the same GPU
 
 Shared machines are noisy, so absolute times drift; what is reported is the
 ratio of the two measured in one run, interleaved step by step so that both
 sides see the same noise. PyTorch is optional (``pip install torch``); without
 it only minirnn's numbers are printed. A training step is forward, backward,
 clipping by global norm and Adam, as in ``python -m minirnn.train``; sampling
-draws one character at a time with batch 1, carrying the state.
+draws one character at a time with batch 1, carrying the state. On a GPU,
+PyTorch runs with TensorFloat-32 off, since CuPy computes float32 in full
+precision (``--torch-tf32`` times PyTorch's default too); a torch without
+CUDA is refused there rather than timed on the CPU.
 """
 from __future__ import annotations
 
@@ -23,8 +27,15 @@ import time
 
 import numpy
 
-from .cli import OneLineParser, add_backend_flag
 from .backend import BackendError, get_backend
+from .bench_torch import (
+    TorchNativeSide,
+    TorchSide,
+    TorchTF32Side,
+    torch_available,
+    torch_cuda_refusal,
+)
+from .cli import OneLineParser, add_backend_flag
 from .data import Vocab
 from .malloc import keep_freed_memory
 from .model import CharRNN, ConfigError, ModelConfig
@@ -75,96 +86,6 @@ class MinirnnSide:
         return sample(self.model, vocab, prime=vocab.chars[0], length=n, seed=seed)
 
 
-# -- PyTorch --------------------------------------------------------------------------------------------
-class TorchSide:
-    name = "torch"
-
-    def __init__(self, args, data):
-        import torch
-        import torch.nn.functional as F
-
-        self.torch, self.F = torch, F
-        torch.set_num_threads(args.threads)
-        torch.manual_seed(args.seed)
-        self.device = "cuda" if args.backend == "cupy" and torch.cuda.is_available() else "cpu"
-        V, H, L = args.vocab_size, args.hidden_size, args.layers
-        rnn_cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[args.cell]
-        self.rnn = rnn_cls(V, H, L, batch_first=True).to(self.device)
-        self.dec = torch.nn.Linear(H, V).to(self.device)
-        self.V = V
-        if args.cell in ("lstm", "rnn"):  # as the reference: b_hh duplicates b_ih, so freeze it at 0
-            for name, p in self.rnn.named_parameters():
-                if name.startswith("bias_hh"):
-                    p.requires_grad_(False).zero_()
-        self.params = [p for p in list(self.rnn.parameters()) + list(self.dec.parameters()) if p.requires_grad]
-        self.opt = torch.optim.Adam(self.params, lr=1e-3)
-        self.data = [(torch.as_tensor(x).to(self.device), torch.as_tensor(y).to(self.device)) for x, y in data]
-        self.clip = args.clip
-
-    def forward(self, x, state=None):
-        oh = self.F.one_hot(x, self.V).float()  # as the reference: one-hot in, like minirnn's lookup
-        out, state = self.rnn(oh, state)
-        return self.dec(out), state
-
-    def train_step(self, i):
-        torch = self.torch
-        x, y = self.data[i % len(self.data)]
-        self.opt.zero_grad(set_to_none=True)
-        logits, _ = self.forward(x)
-        loss = self.F.cross_entropy(logits.reshape(-1, self.V), y.reshape(-1))
-        loss.backward()
-        if self.clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.params, self.clip)
-        self.opt.step()
-        if self.device == "cuda":
-            torch.cuda.synchronize()
-        return loss
-
-    def sample(self, n, seed, mkldnn=True):
-        """As the reference (../shared/bench/torch_reference.py): eval mode, no_grad, and
-        torch's default backends, whose oneDNN RNN path is slow for one batch-1 step;
-        ``mkldnn=False`` measures torch's native path instead."""
-        torch = self.torch
-        gen = torch.Generator(device=self.device).manual_seed(seed)
-        tok = torch.zeros((1, 1), dtype=torch.long, device=self.device)
-        state, out = None, []
-        default = torch.backends.mkldnn.enabled
-        torch.backends.mkldnn.enabled = default and mkldnn
-        self.rnn.eval()
-        try:
-            with torch.no_grad():
-                for _ in range(n):
-                    logits, state = self.forward(tok, state)
-                    nxt = torch.multinomial(torch.softmax(logits[0, -1], dim=-1), 1, generator=gen)
-                    out.append(int(nxt))
-                    tok = nxt.view(1, 1)
-        finally:
-            self.rnn.train()
-            torch.backends.mkldnn.enabled = default
-        return out
-
-
-class TorchNativeSide(TorchSide):
-    """The same PyTorch model, sampled with torch.backends.mkldnn off (its faster native path)."""
-
-    name = "torch-native"
-
-    def __init__(self, torch_side):
-        self.__dict__.update(torch_side.__dict__)
-
-    def sample(self, n, seed, mkldnn=False):
-        return super().sample(n, seed, mkldnn=False)
-
-
-def torch_available() -> bool:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-# -- running -------------------------------------------------------------------------------------------
 def time_training(sides, steps, warmup, block=3):
     """Interleave the sides in short blocks of steps; return seconds per timed step for each.
 
@@ -280,6 +201,9 @@ def build_parser():
     r.add_argument("--system-malloc", action="store_true",
                    help="leave glibc's malloc as it is, to see what minirnn.malloc.keep_freed_memory buys")
     r.add_argument("--no-torch", action="store_true", help="time minirnn alone")
+    r.add_argument("--torch-tf32", action="store_true",
+                   help="with --backend cupy, also time PyTorch with TF32 allowed (its cuDNN default); "
+                        "the side called torch always computes in full float32, as CuPy does")
     r.add_argument("--memory", action="store_true", help="also measure peak memory of training")
     r.add_argument("--json", action="store_true", help="print one JSON line of results at the end")
     r.add_argument("--seed", type=int, default=0)
@@ -296,6 +220,14 @@ def main(argv=None) -> int:
     if args.shards < 0:
         print("minirnn.bench: error: --shards must be 0 (automatic) or more", file=sys.stderr)
         return 2
+    use_torch = not args.no_torch and not args.memory_child and torch_available()
+    if use_torch and args.backend == "cupy":
+        import torch
+
+        refusal = torch_cuda_refusal(torch)
+        if refusal:
+            print(f"minirnn.bench: error: {refusal}", file=sys.stderr)
+            return 2
     if not args.system_malloc:
         keep_freed_memory()  # as python -m minirnn.train does; PyTorch, in the same process, gets it too
     try:
@@ -307,12 +239,15 @@ def main(argv=None) -> int:
     except (BackendError, ConfigError) as exc:
         print(f"minirnn.bench: error: {exc}", file=sys.stderr)
         return 2
-    use_torch = not args.no_torch and torch_available()
     if use_torch:
         sides.append(TorchSide(args, data))
+        if args.torch_tf32 and sides[1].device == "cuda":
+            sides.append(TorchTF32Side(sides[1]))
+    on = ("cuda, TF32 off" + ("; torch-tf32: TF32 on" if len(sides) > 2 else "")) if args.backend == "cupy" \
+        else f"cpu, {args.threads} threads"
     print(f"minirnn on {sides[0].be}  numpy {numpy.__version__}  python {platform.python_version()} "
-          f"{platform.machine()}" + (f"  torch {sys.modules['torch'].__version__} "
-                                    f"({sides[1].device}, {args.threads} threads)" if use_torch else "  (no torch)"))
+          f"{platform.machine()}" + (f"  torch {sys.modules['torch'].__version__} ({on})" if use_torch
+                                    else "  (no torch)"))
     N, T, V, H, L = args.batch_size, args.seq_length, args.vocab_size, args.hidden_size, args.layers
     print(f"config: cell={args.cell} vocab={V} hidden={H} layers={L} batch={N} seq={T} float32, "
           f"Adam, clip {args.clip}; params {sides[0].model.num_params():,}")
@@ -334,9 +269,15 @@ def main(argv=None) -> int:
         ratio = statistics.median(times["torch"]) / statistics.median(times["minirnn"])
         print(f"  ratio: minirnn trains {ratio:.2f}x as fast as torch (median over median)")
         result["train_speedup_vs_torch"] = ratio
+        if "torch-tf32" in times:
+            ratio = statistics.median(times["torch-tf32"]) / statistics.median(times["minirnn"])
+            print(f"         and {ratio:.2f}x as fast as torch with TF32 allowed")
+            result["train_speedup_vs_torch_tf32"] = ratio
 
     if args.sample_chars > 0:
-        samplers = sides + [TorchNativeSide(sides[1])] if use_torch and sides[1].device == "cpu" else sides
+        samplers = sides[:2]  # not torch-tf32: sampling has no GEMM worth the name
+        if use_torch and sides[1].device == "cpu":
+            samplers.append(TorchNativeSide(sides[1]))
         rates = time_sampling(samplers, args.sample_chars, args.sample_reps, args.seed)
         print(f"\nsampling {args.sample_chars} chars, batch 1, carried state ({args.sample_reps} runs), chars/s:")
         for name, rs in rates.items():
@@ -353,7 +294,7 @@ def main(argv=None) -> int:
                 result["sample_speedup_vs_torch_native"] = ratio
 
     if args.memory:
-        mem = measure_memory(args, [s.name for s in sides])
+        mem = measure_memory(args, [s.name for s in sides[:2]])
         print("\npeak resident memory, MiB (each side in a fresh process; 'training' = peak during 3 steps "
               "minus the peak before them):")
         for name, m in mem.items():

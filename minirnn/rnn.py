@@ -26,6 +26,13 @@ class RNNGates(NamedTuple):
 
 
 @fuse
+def rnn_gates_forward(xa, ah):
+    """x_t·Wx + b and h_{t-1}·Wh, (N, H) each -> h_t."""
+    a = xa + ah  # a_t = x_t·Wx + h_{t-1}·Wh + b
+    return tanh(a)  # h_t
+
+
+@fuse
 def rnn_gates_backward(dh, h):
     """dL/dh_t -> dL/da_t, through h_t = tanh(a_t)."""
     return dh * (1 - h * h)
@@ -48,8 +55,7 @@ class RNN(ProjectedCell):
 
     def gates_forward(self, p: dict, xa, ah, state: tuple) -> tuple[tuple, RNNGates]:
         """xa = x_t·Wx + b and ah = h_{t-1}·Wh, (N, H) each."""
-        a = xa + ah  # (N, H): a_t = x_t·Wx + h_{t-1}·Wh + b
-        h = tanh(a)  # (N, H)
+        h = rnn_gates_forward(xa, ah)  # (N, H): h_t = tanh(x_t·Wx + b + h_{t-1}·Wh)
         return (h,), RNNGates(h)
 
     def gates_backward(self, p: dict, dstate: tuple, cache: RNNGates, grads: dict):

@@ -250,6 +250,11 @@ def prepare_run(config: TrainConfig) -> Setup:
         run.run_dir = new_run_dir(config)
     else:
         checkpoint.restore_training(meta, arrays, model, run.opt, run.batches, run.dropout_rng)
+        was = meta["train"].get("backend", "numpy")  # each backend its own masks: docs/backend.md
+        if config.dropout > 0 and was != config.backend and not config.quiet:
+            print(f"note: this run trained on {was} and resumes on {config.backend}, whose generator draws "
+                  "other dropout masks from the same seeds: not the run an uninterrupted one would be",
+                  file=sys.stderr)
         run.run_dir = checkpoint.find(config.resume).parent.parent  # RUN_DIR/checkpoints/ckpt-*.json
         run.step, run.elapsed = meta["step"], meta.get("elapsed", 0.0)
     return run
