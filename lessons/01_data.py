@@ -13,16 +13,20 @@
 # 4. cut the rest into batches of N rows × T steps, with targets that are
 #    the same windows moved one character to the right.
 #
-# Run it: `python lessons/01_data.py` (a few seconds).
+# Run it: `python lessons/01_data.py` (a few seconds), or open it as a notebook
+# (Jupyter with jupytext, VS Code, PyCharm: the `# %%` lines are its cells).
+# Quick mode runs it in seconds with tiny settings, whose numbers mean little:
+# `MINIRNN_QUICK=1 python lessons/01_data.py`, or in a notebook `QUICK = True` in
+# the first code cell.
 
 # %%
-from lesson_setup import QUICK, figures, save_figure  # first: one BLAS thread, plots to files, minirnn importable
-
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 
 from minirnn import data
+from minirnn.lessons import figures, quick, save_figure
 
+QUICK = quick()  # MINIRNN_QUICK=1: tiny settings. In a notebook you may write QUICK = True here
 FIGURES = figures("01_data")
 
 # %% [markdown]
@@ -51,6 +55,7 @@ print(text[:300])
 # %%
 vocab = data.Vocab.from_text(text)
 print(f"vocabulary of {len(vocab)} characters:", repr("".join(vocab.chars)))
+assert len(vocab) == 65 and vocab.chars[0] == " "
 ids = vocab.encode(text)
 print("ids:", ids[:20], "...", ids.dtype, ids.shape)
 print("decode(ids[:20]) =", repr(vocab.decode(ids[:20])))
@@ -109,6 +114,7 @@ print("row 0 of batch 1 begins ", repr(vocab.decode(batches.x[1][0, :10])))
 
 # %%
 counts = np.bincount(ids, minlength=len(vocab))
+print("the rarest:", ", ".join(f"{vocab.chars[i]!r} {counts[i]}" for i in np.argsort(counts)[:4]))
 fig, ax = plt.subplots(figsize=(12, 3.5))
 ax.bar(range(len(vocab)), counts)
 ax.set_yscale("log")

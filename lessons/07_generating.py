@@ -18,21 +18,25 @@
 # explained in docs/bptt.md; every flag of `python -m minirnn.sample` and
 # `python -m minirnn.visualize` is in docs/flags.md and docs/index.md.
 #
-# Run it: `python lessons/07_generating.py` (about 20 seconds).
+# Run it: `python lessons/07_generating.py` (about 20 seconds), or open it as a notebook
+# (Jupyter with jupytext, VS Code, PyCharm: the `# %%` lines are its cells).
+# Quick mode runs it in seconds with tiny settings, whose numbers mean little:
+# `MINIRNN_QUICK=1 python lessons/07_generating.py`, or in a notebook `QUICK = True` in
+# the first code cell.
 
 # %%
-from lesson_setup import QUICK, figures, save_figure  # first: one BLAS thread, plots to files, minirnn importable
-
 import shutil
 
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 
 from minirnn import data
+from minirnn.lessons import figures, quick, save_figure, show_image
 from minirnn.sample import load_model, sample
 from minirnn.train import TrainConfig, train
 from minirnn.visualize import visualize
 
+QUICK = quick()  # MINIRNN_QUICK=1: tiny settings. In a notebook you may write QUICK = True here
 FIGURES = figures("07_generating")
 
 STEPS = 20 if QUICK else 700  # try 3000 (a few minutes) for much better text
@@ -41,9 +45,10 @@ STEPS = 20 if QUICK else 700  # try 3000 (a few minutes) for much better text
 # ## A model to generate with
 #
 # `minirnn.train.train` is what `python -m minirnn.train` runs. A one-layer
-# LSTM of 128 units, 700 steps: about 15 seconds, and a validation loss near
-# 2.1, enough for word-like text (the tutorial's bigger model reaches about
-# 1.5 after a few thousand steps). The run directory (checkpoints, metrics,
+# LSTM of 128 units, 700 steps: about 15 seconds on an idle CPU, and a
+# validation loss near 2.1 (printed at the end of the run), enough for
+# word-like text (the tutorial's bigger model reaches about 1.5 after a few
+# thousand steps). The run directory (checkpoints, metrics,
 # loss curve) goes into the figures folder.
 
 # %%
@@ -78,7 +83,7 @@ def generate(prime, length, temperature=1.0, seed=0, carry_state=True):
     for c in prime:  # reading the prime: the state now holds it
         logits, state = model.step(be.asarray(np.array([vocab.index[c]])), state)
     out = []
-    for t in range(length):
+    for _ in range(length):
         p = softmax(be.to_host(logits)[0].astype(np.float64) / temperature)  # (V,)
         i = min(int((p.cumsum() < rng.random((1, 1))).sum()), len(p) - 1)  # inverse CDF draw
         out.append(vocab.chars[i])
@@ -124,12 +129,13 @@ for c in "The k":
     logits, state = model.step(be.asarray(np.array([vocab.index[c]])), state)
 z = be.to_host(logits)[0].astype(np.float64)
 top = np.argsort(-z)[:12]
+SHOWN = {" ": "␣", "\n": "\\n"}  # characters with no mark of their own get a visible symbol
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.5), sharey=True)
 for ax, tau in zip(axes, (0.5, 1.0, 1.5)):
     p = softmax(z / tau)
-    ax.bar([repr(vocab.chars[i])[1:-1] for i in top], p[top])
+    ax.bar([SHOWN.get(vocab.chars[i], vocab.chars[i]) for i in top], p[top])
     ax.set_title(f"temperature {tau}")
-    ax.set_xlabel('next character after "The k"')
+    ax.set_xlabel('next character after "The k" (␣: a space)')
 axes[0].set_ylabel("probability")
 save_figure(fig, FIGURES / "temperature.png")
 
@@ -148,9 +154,10 @@ save_figure(fig, FIGURES / "temperature.png")
 # them), the ends of common words (`the`, `you`, `my lord`) green, and the
 # first letter of most words pale: the start of a word is hard to guess, its
 # end is not. The unit shown is the one whose activation varies most over
-# the text. In our run (700 steps, seed 0) it is unit 83, and it has learnt
-# something you can name: it is red across the speakers' names in capitals
-# (`ANTONIO:`) and mostly blue inside the lines of speech. Open
+# the text (its number is printed below). It may have learnt something you
+# can name, such as red across the speakers' names in capitals (`ANTONIO:`)
+# and blue inside the lines of speech: the lesson prints its mean activation
+# over capital letters and over the other characters, so you can tell. Open
 # `visualize.html` in a browser and hover over the characters for the
 # numbers; with `--unit K` (here `unit=K`) you can look at the others. With
 # longer training more units become readable, as in Karpathy's blog post
@@ -162,4 +169,8 @@ passage = text[-1000:-600] if QUICK else text[-1500:-800]  # from the validation
 tr, unit = visualize(model, vocab, passage, out=FIGURES / "visualize.html", png=FIGURES / "visualize.png",
                      title=f"lesson 7: an LSTM of 128 units after {STEPS} steps")
 print(f"unit {unit}; mean probability of the next character {np.nanmean(tr.confidence):.2f}")
-print(f"wrote {FIGURES / 'visualize.html'} and {FIGURES / 'visualize.png'}")
+capital = np.array([c.isupper() for c in tr.text])  # (L,)
+print(f"unit {unit}: mean activation {tr.acts[capital, unit].mean():+.2f} over capital letters, "
+      f"{tr.acts[~capital, unit].mean():+.2f} over the other characters")
+print(f"wrote {FIGURES / 'visualize.html'}")
+show_image(FIGURES / "visualize.png")

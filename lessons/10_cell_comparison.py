@@ -11,24 +11,31 @@
 # This lesson picks, for each cell, the hidden size whose parameter count is
 # closest to a budget (`minirnn.num_params` counts them from the shapes),
 # trains each for the same number of steps (or the same seconds: set
-# `BUDGET = "time"`), and prints a results table. (Equal parameters also means
-# about equal arithmetic per step: each parameter of W_x and W_h is used in
-# one multiply-add per character.) The equations of the three
-# cells: docs/derivations.md; their parameters: docs/parameters.md.
+# `BUDGET = "time"`), and prints a results table. Equal parameters do not
+# mean equal arithmetic: the first layer's input is one character id, so
+# $x_t W_x$ is a row lookup (no multiplies at all), and the multiply-adds per
+# character are those of $W_h$ ($G \cdot H \cdot H$ for $G$ gates) and of the
+# decoder ($H \cdot V$). The cell with the most units spends the most
+# (printed below). The equations of the three cells: docs/derivations.md;
+# their parameters: docs/parameters.md.
 #
-# Run it: `python lessons/10_cell_comparison.py` (about 30 seconds).
+# Run it: `python lessons/10_cell_comparison.py` (about 30 seconds), or open it as a notebook
+# (Jupyter with jupytext, VS Code, PyCharm: the `# %%` lines are its cells).
+# Quick mode runs it in seconds with tiny settings, whose numbers mean little:
+# `MINIRNN_QUICK=1 python lessons/10_cell_comparison.py`, or in a notebook `QUICK = True` in
+# the first code cell.
 
 # %%
-from lesson_setup import QUICK, figures, save_figure  # first: one BLAS thread, plots to files, minirnn importable
-
 import time
 
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 
 from minirnn import Adam, CharRNN, ModelConfig, clip_by_global_norm, data, get_backend, num_params
+from minirnn.lessons import figures, quick, save_figure
 from minirnn.train import evaluate
 
+QUICK = quick()  # MINIRNN_QUICK=1: tiny settings. In a notebook you may write QUICK = True here
 FIGURES = figures("10_cell_comparison")
 
 BUDGET = "params"  # "params": same parameters and steps; "time": same parameters and seconds
@@ -41,8 +48,9 @@ N, T, LR = 32, 50, 3e-3
 # %% [markdown]
 # ## The same budget, three sizes
 #
-# You should see hidden sizes of about 170 (RNN), 95 (GRU) and 80 (LSTM)
-# for 50,000 parameters with one layer and Tiny Shakespeare's 65 characters.
+# You should see hidden sizes of 167 (RNN), 92 (GRU) and 78 (LSTM)
+# for 50,000 parameters with one layer and Tiny Shakespeare's 65 characters,
+# and the vanilla RNN doing the most multiply-adds per character.
 
 # %%
 be = get_backend("numpy", "float32")
@@ -57,8 +65,14 @@ def hidden_for(cell, budget, layers=1):
 
 
 sizes = {cell: hidden_for(cell, PARAMS) for cell in ("rnn", "gru", "lstm")}
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+macs = {cell: GATES[cell] * H * H + H * V for cell, H in sizes.items()}  # W_h, then the decoder
 for cell, H in sizes.items():
-    print(f"{cell:>4}: H = {H:>3}, {num_params(V, H, 1, cell):,} parameters")
+    print(f"{cell:>4}: H = {H:>3}, {num_params(V, H, 1, cell):,} parameters, "
+          f"{macs[cell]:,} multiply-adds per character")
+assert macs["rnn"] > macs["gru"] > macs["lstm"]
+if PARAMS == 50_000:
+    assert sizes == {"rnn": 167, "gru": 92, "lstm": 78}  # the sizes the text names
 
 # %% [markdown]
 # ## Training each one
@@ -101,23 +115,27 @@ for cell, H in sizes.items():
 # %% [markdown]
 # ## The results table
 #
-# Written to `results.md` in the figures folder too. What you should see
-# with the defaults (800 steps; your times will differ): validation losses
-# between about 1.95 and 2.15, the GRU lowest, the RNN close behind, the
-# LSTM last; accuracies around 0.37 to 0.42 (the most likely next character
-# is right about two times in five). The times per step are close: at an
-# equal number of parameters the matrix products cost about the same, and
-# the RNN saves only the gates' elementwise work. So early in training, on
-# text whose useful context is short, gates buy little; the LSTM in
-# particular starts slowly. The gated cells
-# pull ahead with longer training and longer dependencies: try
-# `STEPS = 3000` (about two minutes), a larger `PARAMS`, or
-# `BUDGET = "time"` for an equal number of seconds each. One seed is one
-# draw: change `seed` in `train_cell` before trusting a gap of a few
-# hundredths.
+# Written to `results.md` in the figures folder too, and followed by what
+# this run found: which cell reached the lowest validation loss, and how the
+# time per step compares. With the defaults (800 steps) expect validation
+# losses near 2 and accuracies around 0.4 (the most likely next character is
+# right about two times in five); the order of the cells is one draw: change
+# `seed` in `train_cell` before trusting a gap of a few hundredths.
+#
+# Time per step does not follow the parameter count. The RNN does the most
+# multiply-adds, but in one product; the GRU and the LSTM add gates, whose
+# elementwise work and whose several smaller products cost time of their own.
+# On a CPU with small matrices that overhead is a large part of a step, so
+# the ms/step column can differ by more than the arithmetic suggests (and
+# depends on your machine: compare the printed ratios). Early in training, on
+# text whose useful context is short, gates buy little; the gated cells pull
+# ahead with longer training and longer dependencies: try `STEPS = 3000`
+# (a few minutes), a larger `PARAMS`, or `BUDGET = "time"` for an equal
+# number of seconds each.
 
 # %%
-lines = [f"Budget: {PARAMS:,} parameters, " + (f"{STEPS} steps each" if BUDGET == "params" else f"{SECONDS} s each")
+each = f"{STEPS} steps each" if BUDGET == "params" else f"{SECONDS} s each"
+lines = [f"Budget: {PARAMS:,} parameters, {each}"
          + f" (batch {N} x {T}, Adam lr {LR:g}, clip 5).", "",
          "| cell | hidden | parameters | steps | seconds | ms/step | train loss | val loss | val accuracy |",
          "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -127,20 +145,24 @@ for r in results:
                  f"{r['val_acc']:.3f} |")
 table = "\n".join(lines)
 print(table)
+by_loss = sorted(results, key=lambda r: r["val_loss"])
+ms = {r["cell"]: 1000 * r["seconds"] / r["steps"] for r in results}
+print("lowest validation loss first:", ", ".join(f"{r['cell']} {r['val_loss']:.3f}" for r in by_loss))
+print("time per step relative to the RNN:", ", ".join(f"{c} {ms[c] / ms['rnn']:.2f}" for c in ms),
+      "; multiply-adds relative to the RNN:", ", ".join(f"{c} {macs[c] / macs['rnn']:.2f}" for c in macs))
 (FIGURES / "results.md").write_text(table + "\n")
 
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-for r in results:
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+for r in results:  # the same curves twice: against steps, then against training seconds
     steps, secs, vl, va = zip(*r["curve"])
     ax1.plot(steps, vl, "o-", label=f"{r['cell']} (H={r['H']})")
-    ax2.plot(secs, va, "o-", label=f"{r['cell']} (H={r['H']})")
-ax1.set_xlabel("step")
-ax1.set_ylabel("validation loss")
-ax1.set_title(f"{PARAMS:,} parameters each")
+    ax2.plot(secs, vl, "o-", label=f"{r['cell']} (H={r['H']})")
+ax1.set_xlabel("training step")
+ax1.set_ylabel("validation loss (nats per character)")
+ax1.set_title(f"Validation loss against steps ({PARAMS:,} parameters each)")
 ax1.legend()
-ax2.set_xlabel("training seconds")
-ax2.set_ylabel("validation accuracy")
-ax2.set_title("accuracy against time")
+ax2.set_xlabel("training seconds (evaluation not counted)")
+ax2.set_title("The same runs against time")
 ax2.legend()
 save_figure(fig, FIGURES / "cells.png")
 print(f"wrote {FIGURES / 'results.md'}")

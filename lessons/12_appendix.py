@@ -16,21 +16,24 @@
 # `Bidirectional` in `minirnn/bidirectional.py` and the gap-filling task in
 # `minirnn/gapfill.py`. docs/appendix.md explains them in detail.
 #
-# Run it: `python lessons/12_appendix.py` (about 20 seconds).
+# Run it: `python lessons/12_appendix.py` (about 20 seconds), or open it as a notebook
+# (Jupyter with jupytext, VS Code, PyCharm: the `# %%` lines are its cells).
+# Quick mode runs it in seconds with tiny settings, whose numbers mean little:
+# `MINIRNN_QUICK=1 python lessons/12_appendix.py`, or in a notebook `QUICK = True` in
+# the first code cell.
 
 # %%
-from lesson_setup import QUICK, figures, save_figure  # first: one BLAS thread, plots to files, minirnn importable
-
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 
-from minirnn import LSTM, CharRNN, ModelConfig, get_backend
-from minirnn import gapfill
+from minirnn import LSTM, CharRNN, ModelConfig, gapfill, get_backend
 from minirnn.cell import Cell
 from minirnn.gradcheck import check_cell, format_table, rel_error
 from minirnn.init import gate_kernels
+from minirnn.lessons import figures, quick, save_figure
 from minirnn.wrappers import DenseDecoderCell, StackedCell, decoded_lm_backward, decoded_lm_loss
 
+QUICK = quick()  # MINIRNN_QUICK=1: tiny settings. In a notebook you may write QUICK = True here
 FIGURES = figures("12_appendix")
 
 # %% [markdown]
@@ -104,7 +107,8 @@ V, H, N, T = 12, 16, 4, 10
 model = CharRNN(ModelConfig(vocab_size=V, hidden_size=H, num_layers=2, cell=CELL), be, seed=0)
 x, y = rng.integers(0, V, size=(N, T)), rng.integers(0, V, size=(N, T))
 loss, _, _ = model.loss_and_grads(x, y)
-print(f"a two-layer leaky RNN: {model.num_params()} parameters, loss {float(loss):.4f} (log V = {np.log(V):.4f})")
+print(f"a two-layer leaky RNN: {model.num_params()} parameters, loss {float(loss):.4f} "
+      f"(log V = {np.log(V):.4f})")
 
 # %% [markdown]
 # ## 2. The decoder inside the cell
@@ -116,7 +120,7 @@ print(f"a two-layer leaky RNN: {model.num_params()} parameters, loss {float(loss
 # a two-layer `CharRNN` (`l0.Wx`, ..., `dec.W`, `dec.b`). So we can give both
 # the *same* parameters and compare: moving the decoder into the cell changes
 # where the code is, not the arithmetic. You should see the losses equal and
-# the gradients equal to about 1e-15.
+# the gradients equal to rounding (about 1e-16).
 
 # %%
 lm = CharRNN(ModelConfig(vocab_size=V, hidden_size=H, num_layers=2, cell="lstm"), be, seed=1)
@@ -148,18 +152,27 @@ assert abs(float(loss_cell) - float(loss_lm)) < 1e-12 and worst < 1e-10
 # * a forward-only LSTM with as many parameters (about 100 units), which
 #   sees only the text before the gap.
 #
-# What you should see (600 steps): the bidirectional model right about 35% of
-# the time, the forward-only one about 23%, and always guessing the most
-# common character (a space) about 14%. By position: the forward-only model is
-# best at the gap's first character (it follows directly from the text it
-# saw) and worse after; the bidirectional one is best at the last character,
-# which the text after the gap tells it about. More steps help both
-# (`python -m minirnn.gapfill --steps 3000`).
+# What you should see (600 steps; the table prints the numbers): the
+# bidirectional model right more often than the forward-only one, and both
+# well above always guessing the most common character (a space). By
+# position: the forward-only model does best at the gap's first character (it
+# follows directly from the text it saw) and worse at each one after; the
+# bidirectional one loses less towards the gap's end, or even gains, since
+# the text after the gap tells it about the last character. The lesson checks
+# these comparisons when `QUICK` is off (20 steps teach neither model much).
+# More steps help both (`python -m minirnn.gapfill --steps 3000`).
 
 # %%
 cfg = gapfill.GapConfig(steps=20 if QUICK else 600, eval_windows=100 if QUICK else 1000)
 res = gapfill.compare(gapfill.load_text(), cfg, log=None)
 print(gapfill.format_results(res))
+bi, fwd = res["models"]  # bidirectional, then forward-only
+assert bi["name"] == "bidirectional" and fwd["name"] == "forward-only"
+if not QUICK:
+    assert bi["accuracy"] > fwd["accuracy"] > res["baseline"]
+    fwd_pos, bi_pos = fwd["per_position"], bi["per_position"]
+    assert all(a > b for a, b in zip(fwd_pos, fwd_pos[1:]))  # forward-only: worse at each later position
+    assert bi_pos[-1] - bi_pos[0] > fwd_pos[-1] - fwd_pos[0]  # the text after the gap helps at its end
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
 names = [m["name"] for m in res["models"]] + ["commonest character"]

@@ -16,11 +16,14 @@
 # docs/distributed.md has the details and the figures.
 #
 # It needs `pip install -e '.[mpi]'` (mpi4py and MPICH, whose `mpiexec` lands next
-# to your Python). Run it: `python lessons/13_data_parallel.py` (about 15 seconds).
+# to your Python). Run it: `python lessons/13_data_parallel.py` (about 15 seconds), or open
+# it as a notebook (Jupyter with jupytext, VS Code, PyCharm: the `# %%` lines are its cells).
+# Quick mode runs it in seconds with tiny settings, whose numbers mean little:
+# `MINIRNN_QUICK=1 python lessons/13_data_parallel.py`, or in a notebook `QUICK = True` in
+# the first code cell.
 
 # %%
-from lesson_setup import QUICK, figures, save_figure  # first: one BLAS thread, plots to files, minirnn found
-
+import importlib.util
 import json
 import os
 import shutil
@@ -31,14 +34,18 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+import minirnn
 from minirnn import CharRNN, ModelConfig, data, get_backend
+from minirnn.lessons import figures, quick, save_figure
 from minirnn.model import named_views
 from minirnn.train import TrainConfig, train
 
+QUICK = quick()  # MINIRNN_QUICK=1: tiny settings. In a notebook you may write QUICK = True here
 FIGURES = figures("13_data_parallel")
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-MPIEXEC = Path(sys.executable).with_name("mpiexec")
-ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]))
+MPIEXEC = Path(sys.executable).with_name("mpiexec")  # MPICH's, installed next to Python by the mpi extra
+# The processes mpiexec starts import the same minirnn as this one, installed or not.
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(minirnn.__file__).parents[1]),
+                                                   os.environ.get("PYTHONPATH", "")]))
 
 # %% [markdown]
 # ## The shards' gradients add up to the batch's
@@ -83,10 +90,12 @@ assert abs(sum(shard_losses) - float(loss)) < 1e-13 and grad_err < 1e-13
 # to one worker and back would load that worker with P - 1 vectors each way.
 # A ring shares the load: cut the vector into P chunks, pass chunks to the
 # right neighbour, adding as they go (reduce-scatter), then pass the finished
-# chunks round once more (allgather). Here is the code each rank runs:
+# chunks round once more (allgather). Here is the code each rank runs,
+# `minirnn/ring_allreduce.py`:
 
 # %%
-print((HERE / "ring_allreduce.py").read_text())
+RING = Path(importlib.util.find_spec("minirnn.ring_allreduce").origin)  # read, not imported: no MPI here
+print(RING.read_text())
 
 # %% [markdown]
 # Run it on 4 ranks, with the tutorial's 871,745 numbers, and compare with
@@ -96,7 +105,7 @@ print((HERE / "ring_allreduce.py").read_text())
 
 # %%
 ring_out = FIGURES / "ring.json"
-subprocess.run([str(MPIEXEC), "-n", "4", sys.executable, str(HERE / "ring_allreduce.py"), str(ring_out),
+subprocess.run([str(MPIEXEC), "-n", "4", sys.executable, "-m", "minirnn.ring_allreduce", str(ring_out),
                 str(100_000 if QUICK else 871_745)], check=True, env=ENV)
 ring = json.loads(ring_out.read_text())
 print(f"{ring['ranks']} ranks, {ring['n']:,} numbers: largest relative difference from Allreduce "

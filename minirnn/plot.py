@@ -2,8 +2,8 @@
 
 Training draws RUN_DIR/loss.png when it ends; this draws it on demand, also
 while the run is still going (the metrics file is written line by line, and a
-line being written is skipped). Left: training loss (each printed step, and the
-average over its window) and validation loss against the step. Right:
+line being written is skipped). Left: training loss (of the batch at each logged
+step, and its mean since the previous one) and validation loss against the step. Right:
 validation accuracy. ``--tutorial`` adds the losses the TensorFlow tutorial
 printed, for comparison.
 """
@@ -56,18 +56,20 @@ def plot_run(run_dir, out=None, tutorial=False) -> Path:
     ax, ax2 = fig.subplots(1, 2)
     if train:
         steps, loss, avg = zip(*train)
-        ax.plot(steps, loss, ".-", label="training loss (printed step)")
-        ax.plot(steps, avg, "-", alpha=0.5, label="training loss (window average)")
+        ax.plot(steps, loss, ".-", label="training loss of the batch at that step")
+        ax.plot(steps, avg, "-", alpha=0.5, label="training loss, mean since the previous point")
     if val:
         steps, vloss, vacc = zip(*val)
-        ax.plot(steps, vloss, "o-", label="validation loss")
+        ax.plot(steps, vloss, "o-", label="validation loss (held-out text)")
         ax2.plot(steps, vacc, "o-", color="C2")
     if tutorial:
         ax.plot(list(TUTORIAL), list(TUTORIAL.values()), "x", color="k", label="TensorFlow tutorial")
-    ax.set(xlabel="step", ylabel="cross-entropy (nats per character)", title=Path(run_dir).name)
-    ax.legend()
+    ax.set(xlabel="step", ylabel="cross-entropy (nats per character)", title="Loss: training and validation")
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    ax2.set(xlabel="step", ylabel="validation accuracy", title="next-character accuracy")
+    ax2.set(xlabel="step", ylabel="share of next characters ranked first",
+            title="Validation accuracy")
+    fig.suptitle(f"run directory: {Path(run_dir).resolve().name}", fontsize=9, color="gray")  # which run
     ax2.grid(alpha=0.3)
     out = Path(out) if out else Path(run_dir) / "loss.png"
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.png")
@@ -80,8 +82,8 @@ def main(argv=None) -> int:
     from .cli import OneLineParser
 
     ap = OneLineParser(prog="python -m minirnn.plot",
-                                 description="Draw a run's loss curve (RUN_DIR/loss.png) from its metrics.jsonl, "
-                                             "also while the run is still training.")
+                       description="Draw a run's loss curve (RUN_DIR/loss.png) from its metrics.jsonl, "
+                                   "also while the run is still training.")
     ap.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by python -m minirnn.train")
     ap.add_argument("--out", metavar="FILE", help="where to write the PNG (default RUN_DIR/loss.png)")
     ap.add_argument("--tutorial", action="store_true", help="mark the losses the TensorFlow tutorial printed")

@@ -1,25 +1,29 @@
-"""Every lesson runs, top to bottom, in its quick mode and draws the pictures it promises;
-and minirnn.visualize (the picture the lessons use) works and fails with one line."""
+"""Every lesson runs, top to bottom, in its quick mode: as a notebook in a real Jupyter kernel, from a
+folder that is not lessons/, with its figures inline; and as a plain script. And minirnn.visualize (the
+picture the lessons use) works and fails with one line."""
 import importlib.util
+import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
+import jupytext
 import numpy
 import pytest
+from nbclient import NotebookClient
 
 from minirnn.layers import softmax
 from minirnn.sample import load_model
+from minirnn.visualize import VisualizeError, main, to_html, trace, visualize
 
 from .conftest import TINY_TEXT, train_tiny
-from minirnn.visualize import VisualizeError, main, to_html, trace, visualize
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = ROOT / "lessons"
 
-# The figures each lesson writes into $MINIRNN_FIGURES/<lesson>/.
+# The pictures each lesson shows (inline in a notebook) and writes into figures/<lesson>/, then the other
+# files it writes there.
 FIGURES = {
     "01_data": ["vocabulary.png", "batch.png"],
     "02_rnn_cell": ["step_size.png", "gradcheck.png"],
@@ -29,23 +33,39 @@ FIGURES = {
     "06_training": ["clipping_and_lr.png"],
     "07_generating": ["temperature.png", "visualize.png", "visualize.html"],
     "08_checkpoints": ["resume.png"],
-    "09_validation": ["validation.png"],
+    "09_validation": ["validation.png", "run/loss.png"],
     "10_cell_comparison": ["cells.png", "results.md"],
     "11_regularisation": ["overfitting.png"],
     "12_appendix": ["appendix.png"],
     "13_data_parallel": ["data_parallel.png"],
 }
-# Lessons that launch mpiexec: they need the mpi extra (which CI installs).
+# Lessons that launch mpiexec: they need the mpi extra (which CI installs), and skip without it.
 NEEDS_MPI = {"13_data_parallel"}
+KERNEL = "minirnn-lessons"  # a kernel spec written for the test: this very Python, whatever is registered
 
 
-def lesson_env(figures: Path) -> dict:
-    env = dict(os.environ, MINIRNN_QUICK="1", MINIRNN_FIGURES=str(figures), MPLBACKEND="Agg",
-               XDG_CACHE_HOME=str(figures.parent / "cache"),  # the encoded-text cache stays in tmp
-               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+def quick_env(monkeypatch, tmp_path):
+    """Quick mode, caches in tmp, minirnn importable without an install; a kernel inherits all of it."""
+    monkeypatch.setenv("MINIRNN_QUICK", "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the encoded-text cache stays in tmp
+    monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    monkeypatch.delenv("MINIRNN_FIGURES", raising=False)  # the default folder: figures/ where it runs
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # a kernel's own default, as a student gets it
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[var] = "1"  # small matrices: threads only cost time, and a lot of it on a busy machine
-    return env
+        monkeypatch.setenv(var, "1")  # small matrices: threads only cost time, a lot on a busy machine
+
+
+@pytest.fixture
+def kernel(monkeypatch, tmp_path):
+    """The name of a kernel that runs this test's Python (so a fresh CI venv needs no registration)."""
+    spec = tmp_path / "jupyter" / "kernels" / KERNEL
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    spec_json = {"argv": argv, "display_name": KERNEL, "language": "python"}
+    (spec / "kernel.json").write_text(json.dumps(spec_json))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))  # searched before any registered kernel
+    quick_env(monkeypatch, tmp_path)
+    return KERNEL
 
 
 def test_every_lesson_is_listed_here():
@@ -54,25 +74,49 @@ def test_every_lesson_is_listed_here():
 
 
 @pytest.mark.parametrize("lesson", sorted(FIGURES))
-def test_lesson_runs_in_quick_mode(lesson, tmp_path):
+def test_lesson_runs_as_a_notebook_with_its_figures_inline(lesson, kernel, tmp_path):
     if lesson in NEEDS_MPI and importlib.util.find_spec("mpi4py") is None:
         pytest.skip("needs mpi4py and mpiexec: pip install 'minirnn[mpi]'")
-    path = LESSONS / f"{lesson}.py"
-    proc = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=lesson_env(tmp_path / "figures"),
-                          capture_output=True, text=True, timeout=120)
+    notebook = jupytext.read(LESSONS / f"{lesson}.py")
+    work = tmp_path / "elsewhere"  # not lessons/: as in Colab, or a notebook copied out
+    work.mkdir()
+    where = {"metadata": {"path": str(work)}}  # the kernel's working folder
+    client = NotebookClient(notebook, kernel_name=kernel, timeout=300, resources=where)
+    client.execute()
+
+    outputs = [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.outputs]
+    assert not [out for out in outputs if out.output_type == "error"]
+    images = [out for out in outputs if "image/png" in out.get("data", {})]
+    pictures = [name for name in FIGURES[lesson] if name.endswith(".png")]
+    assert len(images) == len(pictures), f"{lesson}: {len(images)} inline images, {len(pictures)} pictures"
+    printed = [out["data"]["text/plain"] for out in outputs if out.output_type == "execute_result"]
+    assert not [text for text in printed if "Path(" in text or "<Figure" in text], printed
+    for name in FIGURES[lesson]:
+        assert (work / "figures" / lesson / name).stat().st_size > 0, f"{lesson} did not write {name}"
+
+
+@pytest.mark.parametrize("lesson", ["01_data", "07_generating", "12_appendix"])
+def test_lesson_runs_as_a_script(lesson, monkeypatch, tmp_path):
+    """Scripts write their pictures beside themselves; these three cover pyplot, a library-drawn
+    PNG, and a cell class looked up in __main__."""
+    quick_env(monkeypatch, tmp_path)
+    monkeypatch.setenv("MINIRNN_FIGURES", str(tmp_path / "figures"))  # not into the checkout
+    proc = subprocess.run([sys.executable, str(LESSONS / f"{lesson}.py")], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
     assert proc.returncode == 0, f"{lesson} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
     folder = tmp_path / "figures" / lesson
     assert str(folder) in proc.stdout  # the lesson says where its figures go
     for name in FIGURES[lesson]:
-        assert (folder / name).is_file() and (folder / name).stat().st_size > 0, f"{lesson} did not write {name}"
+        assert (folder / name).stat().st_size > 0, f"{lesson} did not write {name}"
 
 
-def test_lessons_are_percent_scripts():
+def test_lessons_are_percent_scripts_that_say_how_to_run_quickly():
     for path in LESSONS.glob("[0-9][0-9]_*.py"):
         text = path.read_text()
         assert text.startswith("# %% [markdown]"), path.name
-        assert "import minirnn" in text or "from minirnn" in text, path.name
-        assert re.search(r"^# %%$", text, re.M), path.name
+        assert "from minirnn.lessons import" in text, path.name  # nothing from beside the lesson
+        assert "MINIRNN_QUICK=1" in text and "QUICK = True" in text, path.name  # documented at the top
+        assert jupytext.writes(jupytext.reads(text, fmt="py:percent"), fmt="py:percent") == text, path.name
 
 
 # -- minirnn.visualize ---------------------------------------------------------------------------------------
@@ -101,7 +145,8 @@ def test_cli_writes_a_self_contained_page_and_a_png(run_dir, tmp_path):
     out, png = tmp_path / "page.html", tmp_path / "page.png"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-m", "minirnn.visualize", "--checkpoint", str(run_dir),
-                           "--text", "To be, or not to be", "--unit", "3", "--out", str(out), "--png", str(png)],
+                           "--text", "To be, or not to be", "--unit", "3",
+                           "--out", str(out), "--png", str(png)],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     page = out.read_text(encoding="utf-8")
@@ -156,7 +201,8 @@ def test_trace_runs_on_the_strict_device_stand_in(run_dir):
     from minirnn.backend import get_backend
 
     meta, arrays = checkpoint.load(run_dir)
-    model, (host_model, vocab, _) = checkpoint.build_model(meta, arrays, get_backend("strict")), load_model(run_dir)
+    model = checkpoint.build_model(meta, arrays, get_backend("strict"))
+    host_model, vocab, _ = load_model(run_dir)
     on_device, on_host = trace(model, vocab, "To be, or not"), trace(host_model, vocab, "To be, or not")
     numpy.testing.assert_allclose(on_device.confidence, on_host.confidence, rtol=1e-6)
     numpy.testing.assert_allclose(on_device.acts, on_host.acts, rtol=1e-6, atol=1e-7)
