@@ -107,6 +107,24 @@ def _import_cupy():
     return cupy
 
 
+def use_device(name: str, index: int) -> None:
+    """Make GPU ``index`` (modulo the GPUs there are) the current one, before backend ``name`` allocates.
+
+    Each MPI rank on a machine calls this with its local rank (distributed.py), so that the ranks
+    spread over the GPUs instead of crowding onto GPU 0. A no-op for other backends and where
+    CuPy cannot start: :func:`get_backend` then says why, in one line.
+    """
+    if name != "cupy" or "cupy" in _DEVICE_MODULES:
+        return
+    try:
+        cupy = importlib.import_module("cupy")
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception:
+        return
+    if count > 0:
+        cupy.cuda.Device(index % count).use()
+
+
 _HOST_TYPES = (numpy.ndarray, numpy.generic, int, float, complex, bool, type(None))
 
 

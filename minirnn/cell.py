@@ -1,4 +1,4 @@
-"""The cell contract, and the two time loops that run a cell over a whole sequence.
+"""The cell contract, and the step loop that runs any cell over a whole sequence.
 
 Shapes in this package:
     N batch, T time, D input features, H hidden units, V vocabulary, G gates.

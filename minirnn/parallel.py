@@ -132,17 +132,25 @@ class DataParallel:
             return 1
         return shard_count(N, self.threads, self.min_rows)
 
-    def loss_and_grads(self, x, y, state=None, lengths=None, dropout_seed=None, shards=None):
+    def loss_and_grads(self, x, y, state=None, lengths=None, dropout_seed=None, shards=None, *,
+                       drops=None, count=None):
         """x, y (N, T) ids; the rest as ``CharRNN.loss_and_grads``. shards: how many (default
-        :meth:`shards`). Returns loss (0-d), logits (T, N, V) and the final state."""
+        :meth:`shards`). Returns loss (0-d), logits (T, N, V) and the final state.
+
+        ``drops`` and ``count``, as the model's, for when x, y are themselves rows of a bigger
+        batch (an MPI rank's, distributed.py): that batch's masks (these rows) and its count."""
         model, xp = self.model, self.model.backend.xp
         N, T = x.shape
         shards = self.shards(N) if shards is None else shards
-        if shards <= 1:
+        if shards <= 1 and drops is None and count is None:
             return model.loss_and_grads(x, y, state, lengths, dropout_seed)
-        drops = model.dropout_masks(dropout_seed, T, N)  # drawn for the whole batch, then split
+        if shards <= 1:
+            return model.loss_and_grads(x, y, state, lengths, drops=drops, count=count)
+        if drops is None:
+            drops = model.dropout_masks(dropout_seed, T, N)  # drawn for the whole batch, then split
         # Each shard divides its loss by the whole batch's count, so that losses and gradients add up.
-        count = T * N if lengths is None else xp.maximum(xp.minimum(lengths, T).sum(), 1)
+        if count is None:
+            count = T * N if lengths is None else xp.maximum(xp.minimum(lengths, T).sum(), 1)
         while len(self._buffers) < shards - 1:
             self._buffers.append(model.backend.zeros(model.flat.size))
         grads = [model.grads] + [named_views(b, model.shapes) for b in self._buffers[: shards - 1]]

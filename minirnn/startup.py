@@ -7,6 +7,10 @@
 
 A resume locks first so that the checkpoint it reads is the newest one; a new
 run creates its directory last, so that a refusal writes nothing.
+
+Under MPI (distributed.py) rank 0 alone locks, creates and sweeps; every rank
+builds the run, rank 0 first (it writes the text's cache), and a refusal on any
+rank stops them all before anything is written.
 """
 
 from __future__ import annotations
@@ -19,11 +23,11 @@ from pathlib import Path
 
 import numpy
 
-from . import checkpoint, checks
+from . import checkpoint, checks, distributed
 from .backend import get_backend
 from .checkpoint import CheckpointError
 from .checks import check_fits
-from .data import Batches, Vocab, check_length, default_cache_dir, load_text, prepare, split
+from .data import Batches, Vocab, check_length, default_cache_dir, prepare_file, split
 from .model import CharRNN
 from .optim import Adam
 from .options import FIXED, TrainConfig, TrainError, flag, stored_options
@@ -46,9 +50,10 @@ class Setup:
     elapsed: float = 0.0  # seconds spent training before this call
 
 
-def prepare_run(config: TrainConfig, resumed: Path | None = None) -> Setup:
+def prepare_run(config: TrainConfig, resumed: Path | None = None, speaks: bool = True) -> Setup:
     """Load the text and, for a resume of the run in ``resumed``, where it stands; check that they agree
-    and that the model fits; build it. Writes nothing."""
+    and that the model fits; build it. Writes nothing but the text's cache. ``speaks`` False (MPI ranks
+    other than 0): no note on stderr."""
     meta = arrays = None
     if resumed is not None:
         meta, arrays, stored, stored_vocab = _run_so_far(config, resumed)
@@ -65,9 +70,12 @@ def prepare_run(config: TrainConfig, resumed: Path | None = None) -> Setup:
             config, data=os.path.abspath(config.data)
         )  # (symlinks kept: a loop is read's to report)
     be = get_backend(config.backend, config.dtype)
-    text = load_text(config.data)
-    check_length(len(text), config.batch_size, config.seq_length, config.val_fraction)
-    vocab, ids = prepare(text, None if config.cache_dir == "" else (config.cache_dir or default_cache_dir()))
+    # Read, count and encode in pieces; with a cache the ids are a memory map every rank shares (data.py).
+    cache = None if config.cache_dir == "" else (config.cache_dir or default_cache_dir())
+    def check(length):  # the length is checked before anything is written
+        check_length(length, config.batch_size, config.seq_length, config.val_fraction)
+
+    vocab, ids = prepare_file(config.data, cache, check)
     if resumed is not None and stored_vocab is not None and stored_vocab != vocab.chars:
         raise CheckpointError(vocab_difference(stored_vocab, vocab.chars))
     model_config = config.model_config(len(vocab))
@@ -92,7 +100,7 @@ def prepare_run(config: TrainConfig, resumed: Path | None = None) -> Setup:
         checkpoint.restore_training(meta, arrays, model, run.opt, run.batches, run.dropout_rng)
         run.step, run.elapsed = meta["step"], meta.get("elapsed", 0.0)
         was = meta["train"].get("backend", "numpy")  # each backend its own masks: docs/backend.md
-        if config.dropout > 0 and was != config.backend and not config.quiet:
+        if config.dropout > 0 and was != config.backend and not config.quiet and speaks:
             print(
                 f"note: this run trained on {was} and resumes on {config.backend}, whose generator draws "
                 "other dropout masks from the same seeds: not the run an uninterrupted one would be",
@@ -138,23 +146,54 @@ def vocab_difference(stored: list, chars: list) -> str:
     )
 
 
-def start(config: TrainConfig) -> tuple[RunDir, Setup]:
+def start(config: TrainConfig, world=None) -> tuple[RunDir | None, Setup]:
     """Hold the run directory and build the run. A resume takes the lock first, so that the checkpoint it
     reads is the newest, then sweeps what a killed run left; a new run creates its directory last, once
-    everything is checked, so that a refusal writes nothing."""
-    if config.resume:
-        held = RunDir(run_of(config.resume))
-        held.claim()
-        try:
-            run = prepare_run(config, held.path)
-            held.sweep()
-        except BaseException:
-            held.close()
-            raise
-    else:
+    everything is checked, so that a refusal writes nothing.
+
+    ``world`` (distributed.py; default one process): rank 0 holds the directory, the other ranks build the
+    same run and hold nothing (None). ``world.setup`` builds on rank 0 first, agrees on errors and
+    broadcasts rank 0's state."""
+    world = world or distributed.Single()
+    held = None
+
+    def build(config):
+        nonlocal held
+        if not world.writes:  # rank 0 holds the lock while the other ranks read what it read
+            return prepare_run(config, run_of(config.resume) if config.resume else None, speaks=False)
+        if config.resume:
+            held = RunDir(run_of(config.resume))
+            held.claim()
+            return prepare_run(config, held.path)
         if config.out:
             check_new(Path(config.out))  # before the work, not only after it
-        run = prepare_run(config)
-        held = create_new(config.out)
-    run.run_dir = held.path
+        return prepare_run(config)
+
+    try:
+        run = world.setup(build, config)
+        error = None
+        if world.writes:  # every rank has built the run: now rank 0 may write
+            try:
+                if held is None:
+                    held = create_new(config.out)
+                else:
+                    held.sweep()
+            except Exception as exc:
+                error = exc
+        _agree(world, error)
+    except BaseException:
+        if held is not None:
+            held.close()
+        raise
+    run.run_dir = held.path if held is not None else run.run_dir
     return held, run
+
+
+def _agree(world, error):
+    """Rank 0's ``error`` (or None) raised on rank 0; the other ranks stop quietly with its exit status."""
+    code = 0 if error is None else 2 if isinstance(error, TrainError) else 1
+    (agreed,) = world.sum(float(code))
+    if error is not None:
+        raise error
+    if agreed:
+        raise distributed.PeerFailed("rank 0 failed", code=int(agreed))

@@ -14,12 +14,18 @@ one process at a time, is rundir.py's.
 
 The loop never waits for the GPU except at those edges: the loss and the
 gradient norm are summed as device arrays and read once per print.
+
+Under an MPI launcher (``mpiexec -n 4 python -m minirnn.train``) every rank
+runs this loop on its rows of each batch, and rank 0 alone writes: the run
+directory, its lock, metrics, checkpoints, the curve and the progress lines
+(distributed.py).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -29,7 +35,7 @@ from pathlib import Path
 
 import numpy
 
-from . import checkpoint, cli
+from . import checkpoint, cli, distributed
 from .backend import BackendError
 from .checkpoint import CheckpointError
 from .checks import TooBig
@@ -132,21 +138,25 @@ class Window:
         self.steps, self.chars = self.steps + 1, self.chars + chars
         self.loss_sum, self.norm_sum = self.loss_sum + loss, self.norm_sum + norm
 
-    def check_finite(self, be, step: int):
-        if self.steps and not math.isfinite(be.scalar(self.loss_sum)):
+    def check_finite(self, be, step: int, world=None):
+        """Diverged if the window's loss is not finite (under MPI: summed over the ranks, so all agree)."""
+        world = world or distributed.Single()
+        if self.steps and not math.isfinite(world.sum(be.scalar(self.loss_sum))[0]):
             raise Diverged(f"the loss is not finite before step {step}")
 
-    def row(self, be, step: int, loss, max_steps: int) -> tuple[dict, str]:
+    def row(self, be, step: int, loss, max_steps: int, world=None) -> tuple[dict, str]:
         """The progress row of ``step`` (an edge: now we may wait for the numbers) and the time left;
-        starts a new window."""
-        avg = be.scalar(self.loss_sum) / self.steps
+        starts a new window. Under MPI the losses are the ranks' shares, summed here."""
+        world = world or distributed.Single()
+        total, last = world.sum(be.scalar(self.loss_sum), be.scalar(loss))
+        avg = total / self.steps
         if not math.isfinite(avg):
             raise Diverged(f"the loss is {avg} at step {step}")
         now = time.perf_counter()
         left = (max_steps - step) * (now - self.t0) / (step - self.start_step)
         row = {
             "step": step,
-            "loss": be.scalar(loss),
+            "loss": last,
             "loss_avg": avg,
             "grad_norm": be.scalar(self.norm_sum) / self.steps,
             "chars_per_sec": self.chars / (now - self.t),
@@ -155,11 +165,14 @@ class Window:
         return row, _duration(left)
 
 
-def save_checkpoint(run: Setup, step: int, elapsed: float, last_row: dict) -> Path:
-    """A checkpoint of the current state, but only of finite parameters: a NaN never replaces good ones."""
+def save_checkpoint(run: Setup, step: int, elapsed: float, last_row: dict, write: bool = True) -> Path | None:
+    """A checkpoint of the current state, but only of finite parameters: a NaN never replaces good ones.
+    ``write`` False (MPI ranks other than 0): only the check, which every rank makes alike."""
     be = run.model.backend
     if not bool(be.to_host(be.xp.isfinite(run.model.flat).all())):
         raise Diverged(f"the parameters are no longer finite at step {step}")
+    if not write:
+        return None
     meta = {
         "model": run.model.config.to_dict(),
         "train": asdict(run.config),
@@ -180,54 +193,68 @@ def train(config: TrainConfig) -> TrainResult:
     BackendError for bad input (before writing anything), Diverged when the loss stops being finite,
     Interrupted on a second signal."""
     config.validate()
-    held, run = start(config)
+    world = distributed.world()  # one process, or one rank of an MPI job (distributed.py)
+    held, run = start(config, world)  # MPI: rank 0 first, agreed errors, state broadcast from rank 0
+    if not world.writes:  # another rank: the same loop, writing nothing and holding no lock
+        with open(os.devnull, "w") as metrics:
+            return loop(run, metrics, world)
     with held:
         held.write_json("config.json", asdict(run.config))  # first: a run killed now can be resumed
         held.write_json("vocab.json", {"chars": run.vocab.chars})
         try:
             with held.open_metrics(run.step) as metrics:
-                return loop(run, metrics)
+                return loop(run, metrics, world)
         except Interrupted as exc:
             exc.run_dir = held.path  # for the message: which checkpoint is the newest
             raise
 
 
-def loop(run: Setup, metrics) -> TrainResult:
+def loop(run: Setup, metrics, world=None) -> TrainResult:
+    """The steps from ``run.step`` to ``config.max_steps``; ``world`` as :func:`train`'s (default one
+    process): only a rank that ``world.writes`` prints, plots and saves."""
+    world = world or distributed.Single()
     config, model, be, step = run.config, run.model, run.model.backend, run.step
     result = TrainResult(run.run_dir, step)
-    say = (lambda *a: None) if config.quiet else (lambda *a: print(*a, flush=True))
+    say = (lambda *a: None) if config.quiet or not world.writes else (lambda *a: print(*a, flush=True))
     say(
         f"run {run.run_dir}: {model.num_params():,} parameters, vocabulary {len(run.vocab)}, "
         f"{len(run.batches)} batches per epoch, {len(run.val_ids):,} validation characters, {be}"
         + (f", resumed at step {step}" if config.resume else "")
+        + (f", {world.size} MPI ranks of {config.batch_size // world.size}+ rows" if world.size > 1 else "")
     )
 
     def due(every):  # an edge of the loop: every `every` steps, and the last step
         return every > 0 and (step % every == 0 or step == config.max_steps)
 
-    step_fn = DataParallel(model, config.threads or None)  # one shard of the batch per core (parallel.py)
+    # one shard of the batch per core (parallel.py); per MPI rank, its share of the cores
+    step_fn = DataParallel(model, config.threads or world.threads())
     window, t0 = Window(step), time.perf_counter()
+    stop = None  # the signal every rank agreed to stop for
     # NumPy's overflow warnings would bury the one line that says what happened; NaNs are caught at the edges.
-    with SignalCatcher() as signals, numpy.errstate(over="ignore", invalid="ignore"):
+    # world.together: under MPI, a failure of one rank ends them all (Diverged: all alike, rank 0 says why).
+    with SignalCatcher() as signals, numpy.errstate(over="ignore", invalid="ignore"), world.together(
+        collective=Diverged
+    ):
         try:
-            while step < config.max_steps and signals.caught is None:
+            while step < config.max_steps and stop is None:
                 x, y = run.batches.next()  # host (N, T) each
                 seed = int(run.dropout_rng.integers(2**31 - 1))  # drawn every step, so resumes line up
-                loss, _, _ = step_fn.loss_and_grads(
-                    be.asarray(x), be.asarray(y), dropout_seed=seed if config.dropout > 0 else None
-                )
+                # Under MPI this rank's rows, then one Allreduce of the gradient; the loss is the rank's share
+                loss, _, _ = world.loss_and_grads(step_fn, x, y, seed if config.dropout > 0 else None)
                 norm = clip_by_global_norm(model.grads, config.clip)  # before clipping; 0-d, on the device
                 run.opt.step(model.grads)
                 step += 1
+                stop = world.agree_stop(signals.caught)  # every rank stops after the same step
                 window.add(loss, norm, x.size)
                 row = {}
                 if due(config.print_every):
-                    row, left = window.row(be, step, loss, config.max_steps)
+                    row, left = window.row(be, step, loss, config.max_steps, world)
                     row["lr"] = run.opt.lr
                     say(progress_line(row, config.max_steps, left))
                 if len(run.val_ids) and due(config.eval_every):
-                    val_loss, val_acc = evaluate(
-                        model, run.val_ids, config.batch_size, config.seq_length, config.eval_batches
+                    val_loss, val_acc = world.evaluate(  # under MPI each rank a part, then summed
+                        evaluate, model, run.val_ids, config.batch_size, config.seq_length,
+                        config.eval_batches,
                     )
                     row.update(step=step, val_loss=val_loss, val_acc=val_acc)
                     say(f"step {step:>6}  validation loss {val_loss:.3f}  accuracy {val_acc:.3f}")
@@ -236,28 +263,40 @@ def loop(run: Setup, metrics) -> TrainResult:
                     metrics.write(json.dumps(row) + "\n")
                     metrics.flush()  # readable by python -m minirnn.plot while we train
                     result.history.append(row)
-                if due(config.checkpoint_every) or step == config.max_steps or signals.caught is not None:
-                    window.check_finite(be, step)
+                if due(config.checkpoint_every) or step == config.max_steps or stop is not None:
+                    window.check_finite(be, step, world)
                     save_checkpoint(
-                        run, step, run.elapsed + time.perf_counter() - t0, (result.history or [{}])[-1]
+                        run,
+                        step,
+                        run.elapsed + time.perf_counter() - t0,
+                        (result.history or [{}])[-1],
+                        write=world.writes,  # the finiteness check on every rank, the file on rank 0
                     )
-            if step == run.step and not checkpoint.list_checkpoints(run.run_dir / "checkpoints"):
+            if (
+                step == run.step
+                and world.writes
+                and not checkpoint.list_checkpoints(run.run_dir / "checkpoints")
+            ):
                 save_checkpoint(run, step, run.elapsed, {})  # a signal before the first step: keep the start
         except Diverged as exc:
+            if not world.writes:  # every rank diverges alike; rank 0 says why (world.together)
+                raise
             raise Diverged(
                 f"training stopped: {exc}; {_newest(run.run_dir)}. Try a smaller --lr, or clipping (--clip 5)"
             ) from None
         finally:
             result.step = step
-        _plot_quietly(run.run_dir)
-    result.checkpoint, result.stopped_by = checkpoint.find(run.run_dir), signals.caught
-    if signals.caught:  # printed even with --quiet: it says how to go on
+        if world.writes:
+            _plot_quietly(run.run_dir)
+    result.checkpoint = checkpoint.find(run.run_dir) if world.writes else None
+    result.stopped_by = stop
+    if stop and world.writes:  # printed even with --quiet: it says how to go on
         print(
-            f"{signals.caught}: saved step {step} to {result.checkpoint}; continue with "
+            f"{stop}: saved step {step} to {result.checkpoint}; continue with "
             f"python -m minirnn.train --resume {run.run_dir} --max-steps {config.max_steps}",
             flush=True,
         )
-    else:
+    elif world.writes:
         say(f"done: step {step}, checkpoint {result.checkpoint}, curve {run.run_dir / 'loss.png'}")
     return result
 
@@ -297,7 +336,16 @@ def _duration(seconds: float) -> str:
 
 # -- the command line ----------------------------------------------------------------------------------------
 PROG = "minirnn.train"
-BAD_INPUT = (DataError, TrainError, CheckpointError, ConfigError, BackendError, TooBig)
+BAD_INPUT = (
+    DataError,
+    TrainError,
+    CheckpointError,
+    ConfigError,
+    BackendError,
+    TooBig,
+    distributed.MPIUnavailable,
+    distributed.DistributedError,
+)
 
 
 def main(argv=None) -> int:
@@ -308,6 +356,8 @@ def main(argv=None) -> int:
         result = train(config)
     except BAD_INPUT as exc:
         return cli.fail(PROG, f"error: {exc}", 2)
+    except distributed.PeerFailed as exc:  # another MPI rank failed, and printed why
+        return exc.code
     except Diverged as exc:
         return cli.fail(PROG, str(exc), 1)
     except (OSError, MemoryError) as exc:  # e.g. a full disk, or a run directory we may not write to

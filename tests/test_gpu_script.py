@@ -37,7 +37,10 @@ def run_gpu(tmp_path, *parts, **fake):
     """Run .ci/gpu PARTS with the stub; returns (exit status, summary text, the commands the stub saw)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    for name, body in [("python", FAKE_PYTHON), ("nvidia-smi", "#!/bin/sh\necho 'stub GPU'\n")]:
+    stubs = [("python", FAKE_PYTHON), ("nvidia-smi", "#!/bin/sh\necho 'stub GPU'\n")]
+    if fake.pop("mpiexec", None):  # MPICH's mpiexec next to python, as the mpi extra installs it
+        stubs.append(("mpiexec", FAKE_PYTHON))
+    for name, body in stubs:
         (bin_dir / name).write_text(body)
         (bin_dir / name).chmod(0o755)
     log = tmp_path / "commands.txt"
@@ -76,6 +79,7 @@ def test_by_default_every_part_runs_and_all_passing_exits_0(tmp_path):
     ]:
         assert expected in ran, expected
     assert all("--torch-tf32" in c for c in commands if "minirnn.bench" in c)
+    assert "skipped: mpi" in summary  # no mpiexec next to the stub python
 
 
 def test_a_failing_check_makes_the_exit_status_non_zero_and_is_named(tmp_path):
@@ -108,3 +112,10 @@ def test_an_unknown_part_is_refused_in_one_line_before_anything_runs(tmp_path):
     proc, summary, commands = run_gpu(tmp_path, "tests", "benchmark")
     assert proc.returncode == 2 and commands == [] and summary == ""
     assert len(proc.stderr.strip().splitlines()) == 1 and "benchmark" in proc.stderr
+
+
+def test_the_mpi_part_runs_two_ranks_on_the_gpu_where_mpiexec_is_next_to_python(tmp_path):
+    proc, summary, commands = run_gpu(tmp_path, "mpi", mpiexec="1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "all 2 checks passed" in summary and "skipped" not in summary
+    assert any(c.startswith("-n 2 ") and "-m minirnn.train --backend cupy" in c for c in commands), commands

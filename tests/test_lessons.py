@@ -1,6 +1,7 @@
 """Every lesson runs, top to bottom, in its quick mode: as a notebook in a real Jupyter kernel, from a
 folder that is not lessons/, with its figures inline; and as a plain script. And minirnn.visualize (the
 picture the lessons use) works and fails with one line."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -36,7 +37,10 @@ FIGURES = {
     "10_cell_comparison": ["cells.png", "results.md"],
     "11_regularisation": ["overfitting.png"],
     "12_appendix": ["appendix.png"],
+    "13_data_parallel": ["data_parallel.png"],
 }
+# Lessons that launch mpiexec: they need the mpi extra (which CI installs), and skip without it.
+NEEDS_MPI = {"13_data_parallel"}
 KERNEL = "minirnn-lessons"  # a kernel spec written for the test: this very Python, whatever is registered
 
 
@@ -71,6 +75,8 @@ def test_every_lesson_is_listed_here():
 
 @pytest.mark.parametrize("lesson", sorted(FIGURES))
 def test_lesson_runs_as_a_notebook_with_its_figures_inline(lesson, kernel, tmp_path):
+    if lesson in NEEDS_MPI and importlib.util.find_spec("mpi4py") is None:
+        pytest.skip("needs mpi4py and mpiexec: pip install 'minirnn[mpi]'")
     notebook = jupytext.read(LESSONS / f"{lesson}.py")
     work = tmp_path / "elsewhere"  # not lessons/: as in Colab, or a notebook copied out
     work.mkdir()
