@@ -191,7 +191,8 @@ def save_checkpoint(run: Setup, step: int, elapsed: float, last_row: dict, write
 def train(config: TrainConfig) -> TrainResult:
     """Train (or continue) a run. Raises DataError, TrainError, CheckpointError, ConfigError, TooBig or
     BackendError for bad input (before writing anything), Diverged when the loss stops being finite,
-    Interrupted on a second signal."""
+    Interrupted on a second signal. Under MPI also distributed.MPIUnavailable or DistributedError (bad
+    input), and on the ranks that did not fail, distributed.PeerFailed."""
     config.validate()
     world = distributed.world()  # one process, or one rank of an MPI job (distributed.py)
     held, run = start(config, world)  # MPI: rank 0 first, agreed errors, state broadcast from rank 0
