@@ -120,8 +120,8 @@ MISTAKES = [
         "gate_order",
         [
             (
-                "sigmoid(a[:, 2 * H:3 * H])\n    g = np.tanh(a[:, 3 * H:])",
-                "sigmoid(a[:, 3 * H:])\n    g = np.tanh(a[:, 2 * H:3 * H])",
+                "sigmoid(a[:, 2 * H : 3 * H])\n    g = np.tanh(a[:, 3 * H :])",
+                "sigmoid(a[:, 3 * H :])\n    g = np.tanh(a[:, 2 * H : 3 * H])",
             )
         ],
     ),
@@ -146,8 +146,8 @@ MISTAKES = [
         "reset_before",
         [
             (
-                "n = np.tanh(ax[:, 2 * H:] + r * hn)",
-                "n = np.tanh(ax[:, 2 * H:] + (r * h_prev) @ Wh[:, 2 * H:] + bhn)",
+                "n = np.tanh(ax[:, 2 * H :] + r * hn)",
+                "n = np.tanh(ax[:, 2 * H :] + (r * h_prev) @ Wh[:, 2 * H :] + bhn)",
             )
         ],
     ),
@@ -155,7 +155,7 @@ MISTAKES = [
         "05_gru_step",
         "gru_step_forward",
         "bhn_outside",
-        [("n = np.tanh(ax[:, 2 * H:] + r * hn)", "n = np.tanh(ax[:, 2 * H:] + r * ah[:, 2 * H:] + bhn)")],
+        [("n = np.tanh(ax[:, 2 * H :] + r * hn)", "n = np.tanh(ax[:, 2 * H :] + r * ah[:, 2 * H :] + bhn)")],
     ),
     (
         "05_gru_step",
@@ -170,7 +170,7 @@ MISTAKES = [
         [("h = (1 - z) * n + z * h_prev", "h = z * n + (1 - z) * h_prev")],
     ),
     ("05_gru_step", "gru_step_backward", "no_direct_path", [("dh * z + dah @ Wh.T", "dah @ Wh.T")]),
-    ("05_gru_step", "gru_step_backward", "dbhn_without_r", [("(dan * r).sum(axis=0))", "dan.sum(axis=0))")]),
+    ("05_gru_step", "gru_step_backward", "dbhn_without_r", [("(dan * r).sum(axis=0),", "dan.sum(axis=0),")]),
     # -- exercise 6 ----------------------------------------------------------------------------------------
     (
         "06_adam_and_clipping",
@@ -217,7 +217,7 @@ MISTAKES = [
         "06_adam_and_clipping",
         "adam_update",
         "no_bias_correction",
-        [("p -= lr * np.sqrt(1 - beta2 ** t) / (1 - beta1 ** t) * m", "p -= lr * m")],
+        [("p -= lr * np.sqrt(1 - beta2**t) / (1 - beta1**t) * m", "p -= lr * m")],
     ),
     (
         "06_adam_and_clipping",
@@ -225,8 +225,8 @@ MISTAKES = [
         "paper_eps",
         [
             (
-                "p -= lr * np.sqrt(1 - beta2 ** t) / (1 - beta1 ** t) * m / (np.sqrt(v) + eps)",
-                "p -= lr * (m / (1 - beta1 ** t)) / (np.sqrt(v / (1 - beta2 ** t)) + eps)",
+                "p -= lr * np.sqrt(1 - beta2**t) / (1 - beta1**t) * m / (np.sqrt(v) + eps)",
+                "p -= lr * (m / (1 - beta1**t)) / (np.sqrt(v / (1 - beta2**t)) + eps)",
             )
         ],
     ),
