@@ -2,6 +2,7 @@
 
 `--help` tells the reader where docs/flags.md is (minirnn.cli.docs_page), so a user who installed the
 wheel, without the source tree, has the page too. Everything else is in setup.cfg."""
+
 from pathlib import Path
 
 from setuptools import setup

@@ -118,8 +118,9 @@ print("the rarest:", ", ".join(f"{vocab.chars[i]!r} {counts[i]}" for i in np.arg
 fig, ax = plt.subplots(figsize=(12, 3.5))
 ax.bar(range(len(vocab)), counts)
 ax.set_yscale("log")
-ax.set_xticks(range(len(vocab)), [repr(c)[1:-1] if c.strip() else repr(c) for c in vocab.chars],
-              fontsize=7, rotation=90)
+ax.set_xticks(
+    range(len(vocab)), [repr(c)[1:-1] if c.strip() else repr(c) for c in vocab.chars], fontsize=7, rotation=90
+)
 ax.set_ylabel("count")
 ax.set_title(f"Tiny Shakespeare: {len(vocab)} characters, most frequent first")
 save_figure(fig, FIGURES / "vocabulary.png")

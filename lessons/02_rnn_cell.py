@@ -40,6 +40,7 @@ FIGURES = figures("02_rnn_cell")
 # previous state and the new state (tanh's derivative is cheapest from its
 # output, $1 - h^2$).
 
+
 # %%
 def rnn_step_forward(x, h_prev, Wx, Wh, b):
     a = x @ Wx + h_prev @ Wh + b  # (N, H)
@@ -66,12 +67,12 @@ print("h_t =\n", h.round(3))
 # $$dW_x = x_t^\top da,\quad dW_h = h_{t-1}^\top da,\quad db = \textstyle\sum_n da,
 # \quad dx_t = da\, W_x^\top,\quad dh_{t-1} = da\, W_h^\top$$
 
+
 # %%
 def rnn_step_backward(dh, cache, Wx, Wh):
     x, h_prev, h = cache
     da = dh * (1 - h * h)  # (N, H)
-    return {"Wx": x.T @ da, "Wh": h_prev.T @ da, "b": da.sum(axis=0),
-            "x": da @ Wx.T, "h_prev": da @ Wh.T}
+    return {"Wx": x.T @ da, "Wh": h_prev.T @ da, "b": da.sum(axis=0), "x": da @ Wx.T, "h_prev": da @ Wh.T}
 
 
 dh = rng.normal(size=(N, H))  # a random upstream gradient: L = sum(h * dh)
@@ -93,8 +94,13 @@ p = {"Wx": Wx, "Wh": Wh, "b": b}
 grads = {k: np.zeros_like(v) for k, v in p.items()}
 dx_lib, (dh_prev_lib,) = cell.step_backward(p, (dh,), lib_cache, grads)
 print("forward, largest difference:", np.abs(h_lib - h).max())
-for name, lib in [("Wx", grads["Wx"]), ("Wh", grads["Wh"]), ("b", grads["b"]),
-                  ("x", dx_lib), ("h_prev", dh_prev_lib)]:
+for name, lib in [
+    ("Wx", grads["Wx"]),
+    ("Wh", grads["Wh"]),
+    ("b", grads["b"]),
+    ("x", dx_lib),
+    ("h_prev", dh_prev_lib),
+]:
     print(f"d{name:<7} mine vs minirnn: {rel_error(mine[name], lib):.1e}")
     assert rel_error(mine[name], lib) < 1e-12
 
@@ -145,6 +151,7 @@ assert all(r.passed for r in rows)
 # (truncation): the four-point stencil's truncation error shrinks faster
 # (as $h^4$ instead of $h^2$), so its best step is larger and its best error
 # lower. The lesson prints where each one is best, and checks those two facts.
+
 
 # %%
 def two_point(f, arr, h):

@@ -52,6 +52,7 @@ SEEDS = range(5)  # one picture is one draw of inputs and weights; the numbers a
 # The upstream gradient at the last step has norm 1, so every number on the
 # plot is "how much of it survived".
 
+
 # %%
 def gradient_norms(cell, p, seed):
     """Norms of dL/dh_t (and dL/dc_t) for t = 0..T-1 when only h_{T-1} feeds the loss; random inputs."""
@@ -85,6 +86,7 @@ def orthogonal(seed, H):
 # the other way, so it is a tug of war). The LSTM uses minirnn's own
 # initialisation (forget-gate bias 1), and once more with forget-gate bias 3.
 
+
 # %%
 def all_curves(seed):
     """Every curve of the picture for one draw: name -> norms of dL/dh_t; and the LSTM's dL/dc_t."""
@@ -98,7 +100,7 @@ def all_curves(seed):
     p = lstm.init_params(D, H, np.random.default_rng([seed, 1]))
     norms, *_ = gradient_norms(lstm, p, seed)
     curves["LSTM, forget bias 1 (default)"] = norms[:, 0]
-    p["b"][H:2 * H] = 3.0  # the f block of the fused bias (gate order i, f, o, g)
+    p["b"][H : 2 * H] = 3.0  # the f block of the fused bias (gate order i, f, o, g)
     curves["LSTM, forget bias 3"] = gradient_norms(lstm, p, seed)[0][:, 0]
     return curves, norms[:, 1]
 
@@ -108,8 +110,9 @@ curves, c_norms = draws[0]  # the draw the picture shows
 at_0 = {name: np.array([d[0][name][0] for d in draws]) for name in curves}  # |dL/dh_0|, one per draw
 print(f"|dL/dh_0| after {T - 1} steps back (|dL/dh_{{T-1}}| = 1), over {len(SEEDS)} draws:")
 for name, values in at_0.items():
-    print(f"  {name:<31} from {values.min():.1e} to {values.max():.1e}"
-          f"   (the picture's draw: {values[0]:.1e})")
+    print(
+        f"  {name:<31} from {values.min():.1e} to {values.max():.1e}   (the picture's draw: {values[0]:.1e})"
+    )
 
 # %% [markdown]
 # ## Check against the library
@@ -162,10 +165,23 @@ for name, c in curves.items():
 # dL/dc_{T-1} is zero (only h_{T-1} feeds the loss), so the dashed line stops one step early
 ax.semilogy(t[:-1], c_norms[:-1], "k--", lw=1, label="LSTM, forget bias 1 (default): |dL/dc_t|")
 ax.axhline(1.0, color="gray", lw=0.5)
-ax.annotate("", xy=(0.55, 0.4), xytext=(0.97, 0.4), xycoords="axes fraction",
-            arrowprops={"arrowstyle": "->", "color": "gray", "lw": 1.5})
-ax.text(0.76, 0.42, "backward pass: the gradient\ntravels back in time", transform=ax.transAxes, ha="center",
-        va="bottom", color="gray", fontsize=8)
+ax.annotate(
+    "",
+    xy=(0.55, 0.4),
+    xytext=(0.97, 0.4),
+    xycoords="axes fraction",
+    arrowprops={"arrowstyle": "->", "color": "gray", "lw": 1.5},
+)
+ax.text(
+    0.76,
+    0.42,
+    "backward pass: the gradient\ntravels back in time",
+    transform=ax.transAxes,
+    ha="center",
+    va="bottom",
+    color="gray",
+    fontsize=8,
+)
 ax.set_xlabel(f"time step t (forward time runs left to right; the loss is at t = {T - 1})")
 ax.set_ylabel("norm of the gradient (|dL/dh_t|, |dL/dc_t|)")
 ax.set_title(f"How much of a unit gradient at step {T - 1} reaches step t")

@@ -43,6 +43,7 @@ FIGURES = figures("04_lstm_cell")
 # per-gate blocks and check that `LSTM.step_forward` computes the same $h_t$
 # and $c_t$. You should see differences around 1e-16.
 
+
 # %%
 def sigmoid(z):
     return 1 / (1 + np.exp(-z))
@@ -70,8 +71,12 @@ h_mine, c_mine = lstm_step_by_gate(x, h_prev, c_prev, W)
 print("h_t: gate by gate vs fused, largest difference", np.abs(h_mine - h_lib).max())
 print("c_t: gate by gate vs fused, largest difference", np.abs(c_mine - c_lib).max())
 assert np.allclose(h_mine, h_lib, atol=1e-12) and np.allclose(c_mine, c_lib, atol=1e-12)
-print("forget-gate bias starts at", p["b"][blocks["f"]][0],
-      "so f starts near sigmoid(1) =", round(sigmoid(1.0), 3))
+print(
+    "forget-gate bias starts at",
+    p["b"][blocks["f"]][0],
+    "so f starts near sigmoid(1) =",
+    round(sigmoid(1.0), 3),
+)
 
 # %% [markdown]
 # ## The backward pass through the cell state
@@ -97,7 +102,7 @@ print("forget-gate bias starts at", p["b"][blocks["f"]][0],
 # %%
 gates = cache.gates  # what the step kept for its backward: i, f, o, g, c_prev, tanh_c, (N, H) each
 dh, dc = rng.normal(size=(N, H)), rng.normal(size=(N, H))
-dc_total = dc + dh * gates.o * (1 - gates.tanh_c ** 2)
+dc_total = dc + dh * gates.o * (1 - gates.tanh_c**2)
 dc_prev_mine = dc_total * gates.f
 dc_prev_lib = lstm_gates_backward(dh, dc, *gates)[-1]  # the last of its results: dL/dc_{t-1}
 print("dL/dc_{t-1}: by hand vs lstm_gates_backward:", f"{rel_error(dc_prev_mine, dc_prev_lib):.1e}")
@@ -146,7 +151,7 @@ def cell_state_gradient(forget_bias, wh_scale=0.2, seed=1):
     """Norms of dL/dc_t (measured, all paths) and of the direct path, t = 0..T-1; and f of sequence 0."""
     rng = np.random.default_rng(seed)
     pb = cell.init_params(Db, Hb, rng)
-    pb["b"][Hb:2 * Hb] = forget_bias  # the f block of the fused bias
+    pb["b"][Hb : 2 * Hb] = forget_bias  # the f block of the fused bias
     pb["Wh"] *= wh_scale
     xs = rng.normal(size=(T, Nb, Db))
     state, caches = cell.zero_state(np, Nb, Hb, np.float64), []
@@ -174,9 +179,11 @@ ratio = {}
 for bias in BIASES:
     at_0 = np.array([[runs[bias, seed][0][0], runs[bias, seed][1][0]] for seed in SEEDS])  # measured, direct
     ratio[bias] = at_0[:, 0] / at_0[:, 1]
-    print(f"forget bias {bias:g}: |dL/dc_0| measured {at_0[:, 0].min():.1e} to {at_0[:, 0].max():.1e}, "
-          f"forget gates alone {at_0[:, 1].min():.1e} to {at_0[:, 1].max():.1e}; "
-          f"measured / alone {ratio[bias].min():.2f} to {ratio[bias].max():.2f}")
+    print(
+        f"forget bias {bias:g}: |dL/dc_0| measured {at_0[:, 0].min():.1e} to {at_0[:, 0].max():.1e}, "
+        f"forget gates alone {at_0[:, 1].min():.1e} to {at_0[:, 1].max():.1e}; "
+        f"measured / alone {ratio[bias].min():.2f} to {ratio[bias].max():.2f}"
+    )
     assert (ratio[bias] >= 1).all()  # the other paths add to the carried gradient, in every draw
 assert ratio[0.0].min() > ratio[4.0].max()  # and matter most where the forget gates shut the direct path
 forget_shown = runs[2.0, SEEDS[0]][2]

@@ -50,8 +50,8 @@ x = np.zeros((len(words), T), dtype=np.int64)
 y = np.zeros_like(x)
 for n, w in enumerate(words):
     ids = [stoi[c] for c in w]
-    x[n, :len(w)] = ids
-    y[n, :len(w)] = ids[1:] + ids[:1]  # the next character (wrapping, to keep it short)
+    x[n, : len(w)] = ids
+    y[n, : len(w)] = ids[1:] + ids[:1]  # the next character (wrapping, to keep it short)
 mask = (np.arange(T)[None, :] < lengths[:, None]).astype(float)  # (N, T)
 print("ids:\n", x)
 print("mask:\n", mask.astype(int))
@@ -76,11 +76,13 @@ model = CharRNN(ModelConfig(vocab_size=V, hidden_size=8, num_layers=2, cell="lst
 logits, final, _ = model.forward(x, lengths=lengths)  # logits (T, N, V)
 pad = mask.T == 0  # (T, N): the padded positions
 # the top layer's output there is zero, so the decoder gives just its bias: h W + b = 0 W + b
-print("logits past the end minus the decoder's bias, largest:",
-      np.abs(logits[pad] - model.params["dec.b"]).max())
+print(
+    "logits past the end minus the decoder's bias, largest:",
+    np.abs(logits[pad] - model.params["dec.b"]).max(),
+)
 assert (logits[pad] == model.params["dec.b"]).all()
 for n, w in enumerate(words):
-    _, alone, _ = model.forward(x[n:n + 1, :len(w)])
+    _, alone, _ = model.forward(x[n : n + 1, : len(w)])
     err = max(np.abs(final[layer][k][n] - alone[layer][k][0]).max() for layer in range(2) for k in range(2))
     print(f"{w!r:>10}: final state, padded batch vs alone: {err:.1e}")
     assert err < 1e-12
@@ -89,7 +91,7 @@ loss, _, _ = model.loss_and_grads(x, y, lengths=lengths)
 g_padded = model.grad_flat.copy()
 nll_sum, count = 0.0, 0
 for n, w in enumerate(words):
-    loss_n, _, _, _ = model.loss(x[n:n + 1, :len(w)], y[n:n + 1, :len(w)])
+    loss_n, _, _, _ = model.loss(x[n : n + 1, : len(w)], y[n : n + 1, : len(w)])
     nll_sum += float(loss_n) * len(w)
     count += len(w)
 print(f"masked loss {float(loss):.10f}, mean over real characters run alone {nll_sum / count:.10f}")
@@ -100,8 +102,10 @@ x_junk[mask == 0] = V - 1  # different padding ids
 y_junk = y.copy()
 y_junk[mask == 0] = 1
 loss_junk, _, _ = model.loss_and_grads(x_junk, y_junk, lengths=lengths)
-print(f"other padding: loss changes by {abs(float(loss_junk) - float(loss)):.1e}, "
-      f"gradient by {rel_error(model.grad_flat, g_padded):.1e} (both should be 0)")
+print(
+    f"other padding: loss changes by {abs(float(loss_junk) - float(loss)):.1e}, "
+    f"gradient by {rel_error(model.grad_flat, g_padded):.1e} (both should be 0)"
+)
 assert rel_error(model.grad_flat, g_padded) < 1e-14
 
 # %% [markdown]
@@ -161,7 +165,7 @@ def truncation_cosines(seed):
     for k in windows:
         state, total, g = None, 0.0, np.zeros_like(g_full)
         for start in range(0, L, k):
-            xw, yw = xs[:, start:start + k], ys[:, start:start + k]
+            xw, yw = xs[:, start : start + k], ys[:, start : start + k]
             loss_w, _, state = big.loss_and_grads(xw, yw, state)  # carry the state forward...
             share = xw.shape[1] / L  # ...but not the gradient backward: that is the truncation
             total += float(loss_w) * share
@@ -173,8 +177,11 @@ def truncation_cosines(seed):
 
 results = {seed: truncation_cosines(seed) for seed in SEEDS}
 for seed, (cosines, gap) in results.items():
-    print(f"seed {seed}: loss, windowed minus full, at most {gap:.1e}; "
-          f"cosine(truncated, full) for k = {windows}:", " ".join(f"{c:.3f}" for c in cosines))
+    print(
+        f"seed {seed}: loss, windowed minus full, at most {gap:.1e}; "
+        f"cosine(truncated, full) for k = {windows}:",
+        " ".join(f"{c:.3f}" for c in cosines),
+    )
     assert gap < 1e-10  # the forward pass is the same: carrying the state loses nothing
     assert abs(cosines[-1] - 1) < 1e-12  # one window over the whole sequence: the full gradient
     assert cosines[0] < cosines[-1]
@@ -185,8 +192,15 @@ fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
 ax1.imshow(mask, cmap="Greys", vmin=0, vmax=3)
 for n, w in enumerate(words):
     for t in range(T):
-        ax1.text(t, n, w[t] if t < len(w) else "pad", ha="center", va="center",
-                 color="black" if t < len(w) else "gray", fontsize=9)
+        ax1.text(
+            t,
+            n,
+            w[t] if t < len(w) else "pad",
+            ha="center",
+            va="center",
+            color="black" if t < len(w) else "gray",
+            fontsize=9,
+        )
 ax1.set_yticks(range(len(words)), [f"n={n}, length {len(w)}" for n, w in enumerate(words)])
 ax1.set_xticks(range(T))
 ax1.set_xlabel("time step t")

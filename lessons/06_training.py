@@ -70,7 +70,7 @@ for t in range(1, 4):
     for k in mine:
         m[k] = b1 * m[k] + (1 - b1) * g[k]
         v[k] = b2 * v[k] + (1 - b2) * g[k] ** 2
-        mine[k] -= lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t) * m[k] / (np.sqrt(v[k]) + eps)
+        mine[k] -= lr * np.sqrt(1 - b2**t) / (1 - b1**t) * m[k] / (np.sqrt(v[k]) + eps)
     opt.step(g)
 for k in mine:
     print(f"{k}: by hand vs minirnn.Adam, largest difference {np.abs(mine[k] - theta[k]).max():.1e}")
@@ -98,8 +98,10 @@ lib_flat = np.concatenate([a.ravel() for a in lib.values()])
 print(f"norm before {float(norm):.2f}, after {np.linalg.norm(lib_flat):.2f}")
 print(f"global norm, by hand vs clip_by_global_norm: {rel_error(by_hand, lib_flat):.1e}")
 cos = lambda a, b: float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))  # noqa: E731
-print(f"cosine with the original: global-norm clip {cos(flat, lib_flat):.4f}, "
-      f"element-wise clamp {cos(flat, clamped):.4f}")
+print(
+    f"cosine with the original: global-norm clip {cos(flat, lib_flat):.4f}, "
+    f"element-wise clamp {cos(flat, clamped):.4f}"
+)
 assert rel_error(by_hand, lib_flat) < 1e-14
 
 # %% [markdown]
@@ -139,9 +141,24 @@ def run(cell, lr, clip, steps=STEPS, seed=0, optimizer=Adam):
 check_steps = 10 if QUICK else 20
 losses, _ = run("lstm", 2e-3, 5.0, steps=check_steps)
 with tempfile.TemporaryDirectory() as tmp:
-    result = train(TrainConfig(cell="lstm", hidden_size=HIDDEN["lstm"], num_layers=1, lr=2e-3, batch_size=N,
-                               seq_length=T, clip=5.0, max_steps=check_steps, print_every=1, eval_every=0,
-                               checkpoint_every=0, out=str(Path(tmp) / "run"), cache_dir="", quiet=True))
+    result = train(
+        TrainConfig(
+            cell="lstm",
+            hidden_size=HIDDEN["lstm"],
+            num_layers=1,
+            lr=2e-3,
+            batch_size=N,
+            seq_length=T,
+            clip=5.0,
+            max_steps=check_steps,
+            print_every=1,
+            eval_every=0,
+            checkpoint_every=0,
+            out=str(Path(tmp) / "run"),
+            cache_dir="",
+            quiet=True,
+        )
+    )
 lib_losses = np.array([row["loss"] for row in result.history if "loss" in row])
 print("by hand:      ", losses[-5:].round(4))
 print("minirnn.train:", lib_losses[-5:].round(4))
@@ -186,8 +203,10 @@ start = time.perf_counter()
 sgd = {(clip, seed): run("rnn", 1.0, clip, seed=seed, optimizer=SGD) for clip in (1.0, 0.0) for seed in SEEDS}
 for (clip, seed), (losses, norms) in sgd.items():
     setting = f"clip {clip:g}" if clip else "no clipping"
-    print(f"SGD lr 1, {setting:<11} seed {seed}: final loss {final(losses):6.3f}"
-          f"   largest norm {norms.max():10.1f}   steps with norm > 1: {(norms > 1).sum():>3}")
+    print(
+        f"SGD lr 1, {setting:<11} seed {seed}: final loss {final(losses):6.3f}"
+        f"   largest norm {norms.max():10.1f}   steps with norm > 1: {(norms > 1).sum():>3}"
+    )
 for seed in SEEDS:
     (clipped, clipped_norms), (unclipped, unclipped_norms) = sgd[1.0, seed], sgd[0.0, seed]
     assert unclipped_norms.max() > 10, seed  # the gradient explodes: more than 10 times the threshold
@@ -211,8 +230,10 @@ start = time.perf_counter()
 LRS = (2e-3, 2e-2, 1e-1)
 adam = {(lr, seed): run("rnn", lr, 5.0, seed=seed) for lr in LRS for seed in SEEDS}
 for (lr, seed), (losses, norms) in adam.items():
-    print(f"Adam lr {lr:<5g} clip 5, seed {seed}: final loss {final(losses):6.3f}   "
-          f"largest norm {norms.max():8.1f}   steps with norm > 5: {(norms > 5).sum():>3}")
+    print(
+        f"Adam lr {lr:<5g} clip 5, seed {seed}: final loss {final(losses):6.3f}   "
+        f"largest norm {norms.max():8.1f}   steps with norm > 5: {(norms > 5).sum():>3}"
+    )
 for seed in SEEDS:
     assert final(adam[1e-1, seed][0]) > final(adam[2e-2, seed][0]), seed  # too high: worse, clipped or not
     if not QUICK:
@@ -233,8 +254,13 @@ def draw(ax_loss, ax_norm, runs, label_of, color_of, threshold, title):
         labelled.add(label)
         steps = np.arange(1, len(losses) + 1)
         curve = smooth(losses)
-        ax_loss.plot(steps[len(steps) - len(curve):], curve, color=color, lw=1.2,
-                     label=f"{label} ({len(SEEDS)} seeds)" if first else None)
+        ax_loss.plot(
+            steps[len(steps) - len(curve) :],
+            curve,
+            color=color,
+            lw=1.2,
+            label=f"{label} ({len(SEEDS)} seeds)" if first else None,
+        )
         ax_norm.semilogy(steps, norms, color=color, lw=0.8, alpha=0.8, label=label if first else None)
     ax_loss.axhline(LOG_V, color="gray", ls=":", lw=1, label="uniform guess, log 65")
     ax_loss.set(xlabel="step", ylabel="training loss (moving average of 10 steps)", title=f"{title}: loss")
@@ -245,10 +271,24 @@ def draw(ax_loss, ax_norm, runs, label_of, color_of, threshold, title):
 
 
 fig, axes = plt.subplots(2, 2, figsize=(12, 8))
-draw(axes[0, 0], axes[0, 1], sgd, lambda k: f"clip at {k[0]:g}" if k[0] else "no clipping",
-     lambda k: "C0" if k[0] else "C3", 1.0, "SGD, lr 1")
-draw(axes[1, 0], axes[1, 1], adam, lambda k: f"lr {k[0]:g}", lambda k: f"C{LRS.index(k[0]) + 1}", 5.0,
-     "Adam, clip at 5")
+draw(
+    axes[0, 0],
+    axes[0, 1],
+    sgd,
+    lambda k: f"clip at {k[0]:g}" if k[0] else "no clipping",
+    lambda k: "C0" if k[0] else "C3",
+    1.0,
+    "SGD, lr 1",
+)
+draw(
+    axes[1, 0],
+    axes[1, 1],
+    adam,
+    lambda k: f"lr {k[0]:g}",
+    lambda k: f"C{LRS.index(k[0]) + 1}",
+    5.0,
+    "Adam, clip at 5",
+)
 for ax in (axes[0, 0], axes[1, 0]):  # a log scale: losses far above the uniform guess stay on the plot
     ax.set_yscale("log")
     low, high = ax.get_ylim()

@@ -54,9 +54,21 @@ STEPS = 20 if QUICK else 700  # try 3000 (a few minutes) for much better text
 # %%
 run_dir = FIGURES / "run"
 shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run each time the lesson runs
-train(TrainConfig(cell="lstm", hidden_size=128, num_layers=1, batch_size=32, lr=3e-3, max_steps=STEPS,
-                  print_every=max(1, STEPS // 5), eval_every=STEPS, eval_batches=4, checkpoint_every=0,
-                  out=str(run_dir)))
+train(
+    TrainConfig(
+        cell="lstm",
+        hidden_size=128,
+        num_layers=1,
+        batch_size=32,
+        lr=3e-3,
+        max_steps=STEPS,
+        print_every=max(1, STEPS // 5),
+        eval_every=STEPS,
+        eval_batches=4,
+        checkpoint_every=0,
+        out=str(run_dir),
+    )
+)
 model, vocab, meta = load_model(run_dir)  # back from the checkpoint: lesson 8 says how
 be = model.backend
 
@@ -70,6 +82,7 @@ be = model.backend
 # cumulative probability passes a uniform random number (the tutorial's
 # `weighted_pick`). Then we check that `minirnn.sample.sample`, given the
 # same seed, writes exactly the same text.
+
 
 # %%
 def softmax(z):
@@ -166,11 +179,19 @@ save_figure(fig, FIGURES / "temperature.png")
 # %%
 text = data.load_text()
 passage = text[-1000:-600] if QUICK else text[-1500:-800]  # from the validation part, never trained on
-tr, unit = visualize(model, vocab, passage, out=FIGURES / "visualize.html", png=FIGURES / "visualize.png",
-                     title=f"lesson 7: an LSTM of 128 units after {STEPS} steps")
+tr, unit = visualize(
+    model,
+    vocab,
+    passage,
+    out=FIGURES / "visualize.html",
+    png=FIGURES / "visualize.png",
+    title=f"lesson 7: an LSTM of 128 units after {STEPS} steps",
+)
 print(f"unit {unit}; mean probability of the next character {np.nanmean(tr.confidence):.2f}")
 capital = np.array([c.isupper() for c in tr.text])  # (L,)
-print(f"unit {unit}: mean activation {tr.acts[capital, unit].mean():+.2f} over capital letters, "
-      f"{tr.acts[~capital, unit].mean():+.2f} over the other characters")
+print(
+    f"unit {unit}: mean activation {tr.acts[capital, unit].mean():+.2f} over capital letters, "
+    f"{tr.acts[~capital, unit].mean():+.2f} over the other characters"
+)
 print(f"wrote {FIGURES / 'visualize.html'}")
 show_image(FIGURES / "visualize.png")

@@ -45,8 +45,18 @@ FIGURES = figures("08_checkpoints")
 HALF = 10 if QUICK else 200  # steps before the stop; the run has twice as many
 runs = FIGURES / "runs"
 shutil.rmtree(runs, ignore_errors=True)
-base = dict(cell="lstm", hidden_size=64, num_layers=1, batch_size=32, lr=3e-3, dropout=0.2, print_every=1,
-            eval_every=0, checkpoint_every=HALF, quiet=True)
+base = dict(
+    cell="lstm",
+    hidden_size=64,
+    num_layers=1,
+    batch_size=32,
+    lr=3e-3,
+    dropout=0.2,
+    print_every=1,
+    eval_every=0,
+    checkpoint_every=HALF,
+    quiet=True,
+)
 
 # %% [markdown]
 # ## One run in one go, one run in two halves
@@ -105,7 +115,7 @@ vocab = data.Vocab(meta["vocab"])
 probe = vocab.encode("ROMEO: What say you?")[None, :]
 logits_a, _, _ = model.forward(probe)
 twin = CharRNN(ModelConfig(**meta["model"]), model.backend)  # fresh weights...
-twin.load_params({k[len("param."):]: a for k, a in arrays.items() if k.startswith("param.")})  # ...replaced
+twin.load_params({k[len("param.") :]: a for k, a in arrays.items() if k.startswith("param.")})  # ...replaced
 logits_b, _, _ = twin.forward(probe)
 print("largest difference of the logits:", float(np.abs(logits_a - logits_b).max()))
 assert np.array_equal(logits_a, logits_b)
@@ -138,8 +148,9 @@ text = data.load_text()
 vocab_, ids = data.prepare(text, None)
 train_ids, _ = data.split(ids, 0.1)
 cfg = TrainConfig(**base, max_steps=2 * HALF)
-model = CharRNN(ModelConfig(len(vocab_), cfg.hidden_size, cfg.num_layers, cfg.cell, cfg.dropout),
-                seed=cfg.seed)
+model = CharRNN(
+    ModelConfig(len(vocab_), cfg.hidden_size, cfg.num_layers, cfg.cell, cfg.dropout), seed=cfg.seed
+)
 model.load_params(params_only)
 opt = Adam(model.params, cfg.lr)  # fresh: m = v = 0, t = 0
 batches = data.Batches(train_ids, cfg.batch_size, cfg.seq_length, seed=[cfg.seed, 1])
@@ -149,19 +160,22 @@ dropout_rng.bit_generator.state = meta["rng"]["dropout"]  # and the same dropout
 fresh = []
 for _ in range(HALF):
     x, y = batches.next()
-    loss, _, _ = model.loss_and_grads(x, y, dropout_seed=int(dropout_rng.integers(2 ** 31 - 1)))
+    loss, _, _ = model.loss_and_grads(x, y, dropout_seed=int(dropout_rng.integers(2**31 - 1)))
     clip_by_global_norm(model.grads, cfg.clip)
     opt.step(model.grads)
     fresh.append(float(loss))
 # Before its first update, the loaded model must compute what the run computed at that step: same
 # parameters, same batch, same dropout masks. That checks the checkpoint against the training run itself.
-print(f"step {HALF + 1}: the run logged loss {loss_halves[HALF]:.6f}, "
-      f"the loaded model computes {fresh[0]:.6f}")
+print(
+    f"step {HALF + 1}: the run logged loss {loss_halves[HALF]:.6f}, the loaded model computes {fresh[0]:.6f}"
+)
 assert np.isclose(fresh[0], loss_halves[HALF], rtol=1e-6, atol=0)
 gap = np.array(fresh) - loss_halves[HALF:]
-print(f"after the resume, parameters only minus exact: {gap[:5].mean():+.3f} over the first 5 steps, "
-      f"{gap[-HALF // 2:].mean():+.3f} over the last {HALF // 2}")
-assert (gap != 0).any() and abs(gap[-HALF // 2:].mean()) < 0.05  # another run, close to the exact one
+print(
+    f"after the resume, parameters only minus exact: {gap[:5].mean():+.3f} over the first 5 steps, "
+    f"{gap[-HALF // 2 :].mean():+.3f} over the last {HALF // 2}"
+)
+assert (gap != 0).any() and abs(gap[-HALF // 2 :].mean()) < 0.05  # another run, close to the exact one
 
 steps = np.arange(1, 2 * HALF + 1)
 fig, ax = plt.subplots(figsize=(8, 4))

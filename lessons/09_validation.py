@@ -91,9 +91,11 @@ for step in range(1, STEPS + 1):
     opt.step(model.grads)
     if step % EVAL_EVERY == 0:
         val.append((step, *evaluate(model, val_ids, 64, T, max_batches=EVAL_BATCHES)))
-        print(f"step {step:>4}  train loss {np.mean(train_loss[-EVAL_EVERY:]):.3f} "
-              f"acc {np.mean(train_acc[-EVAL_EVERY:]):.3f}   "
-              f"validation loss {val[-1][1]:.3f} acc {val[-1][2]:.3f}")
+        print(
+            f"step {step:>4}  train loss {np.mean(train_loss[-EVAL_EVERY:]):.3f} "
+            f"acc {np.mean(train_acc[-EVAL_EVERY:]):.3f}   "
+            f"validation loss {val[-1][1]:.3f} acc {val[-1][2]:.3f}"
+        )
 
 # %% [markdown]
 # ## The picture, and what you should see
@@ -113,6 +115,7 @@ for step in range(1, STEPS + 1):
 # falling: it learns which characters are common long before it can rank the
 # right one first. The loss sees progress that the accuracy cannot.
 
+
 # %%
 def trailing_mean(a, k=20):
     """The mean of the last k values at each step (fewer at the start), so the curve starts at step 1."""
@@ -126,26 +129,33 @@ steps = np.arange(1, STEPS + 1)
 v_steps, v_loss, v_acc = map(np.array, zip(*val))
 early = min(50, STEPS)  # "the first steps"
 space_freq = float(np.mean(val_ids == SPACE))
-print(f"steps 1 to {early}: a space is the first choice {np.mean(space_share[:early]):.0%} of the time; "
-      f"accuracy {np.mean(train_acc[:early]):.3f} (spaces are {space_freq:.3f} of the text); "
-      f"loss {train_loss[0]:.2f} at step 1, {train_loss[min(9, STEPS - 1)]:.2f} at step 10, "
-      f"{np.mean(train_loss[early - 10:early]):.2f} around step {early}")
+print(
+    f"steps 1 to {early}: a space is the first choice {np.mean(space_share[:early]):.0%} of the time; "
+    f"accuracy {np.mean(train_acc[:early]):.3f} (spaces are {space_freq:.3f} of the text); "
+    f"loss {train_loss[0]:.2f} at step 1, {train_loss[min(9, STEPS - 1)]:.2f} at step 10, "
+    f"{np.mean(train_loss[early - 10 : early]):.2f} around step {early}"
+)
 assert np.mean(space_share[:early]) > 0.9 and abs(np.mean(train_acc[:early]) - space_freq) < 0.05
-assert np.mean(train_loss[early - 10:early]) < train_loss[0] - 0.5  # while the loss falls
+assert np.mean(train_loss[early - 10 : early]) < train_loss[0] - 0.5  # while the loss falls
 end_loss, end_acc = np.mean(train_loss[-EVAL_EVERY:]), np.mean(train_acc[-EVAL_EVERY:])
-print(f"end: training loss {end_loss:.3f}, accuracy {end_acc:.3f}; "
-      f"validation loss {v_loss[-1]:.3f}, accuracy {v_acc[-1]:.3f}; "
-      f"validation minus training loss {v_loss[-1] - end_loss:+.3f}")
+print(
+    f"end: training loss {end_loss:.3f}, accuracy {end_acc:.3f}; "
+    f"validation loss {v_loss[-1]:.3f}, accuracy {v_acc[-1]:.3f}; "
+    f"validation minus training loss {v_loss[-1] - end_loss:+.3f}"
+)
 if not QUICK:  # in quick mode the end is still the start
     assert 0 < v_loss[-1] - end_loss < 0.1
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-panels = [(ax1, train_loss, v_loss, "cross-entropy loss (nats per character)", "Loss"),
-          (ax2, train_acc, v_acc, "accuracy of the most likely next character", "Accuracy")]
+panels = [
+    (ax1, train_loss, v_loss, "cross-entropy loss (nats per character)", "Loss"),
+    (ax2, train_acc, v_acc, "accuracy of the most likely next character", "Accuracy"),
+]
 for ax, train_curve, val_curve, ylabel, title in panels:
     ax.plot(steps, train_curve, color="C0", lw=0.8, alpha=0.5, label="training batch, each step")
-    ax.plot(steps, trailing_mean(np.array(train_curve)), color="C0",
-            label="training, mean of the last 20 steps")
+    ax.plot(
+        steps, trailing_mean(np.array(train_curve)), color="C0", label="training, mean of the last 20 steps"
+    )
     ax.plot(v_steps, val_curve, "o-", color="C1", label="validation (held-out text)")
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
@@ -168,11 +178,27 @@ save_figure(fig, FIGURES / "validation.png")
 # %%
 run_dir = FIGURES / "run"
 shutil.rmtree(run_dir, ignore_errors=True)
-result = train(TrainConfig(hidden_size=32, num_layers=1, batch_size=16, max_steps=20 if QUICK else 60,
-                           print_every=10, eval_every=10 if QUICK else 30, eval_batches=2, checkpoint_every=0,
-                           out=str(run_dir), quiet=True))
+result = train(
+    TrainConfig(
+        hidden_size=32,
+        num_layers=1,
+        batch_size=16,
+        max_steps=20 if QUICK else 60,
+        print_every=10,
+        eval_every=10 if QUICK else 30,
+        eval_batches=2,
+        checkpoint_every=0,
+        out=str(run_dir),
+        quiet=True,
+    )
+)
 for row in result.history:
     if "val_loss" in row:
-        print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()
-               if k in ("step", "loss", "val_loss", "val_acc")})
+        print(
+            {
+                k: round(v, 3) if isinstance(v, float) else v
+                for k, v in row.items()
+                if k in ("step", "loss", "val_loss", "val_acc")
+            }
+        )
 show_image(run_dir / "loss.png")  # drawn by minirnn.plot when the run ended

@@ -68,8 +68,10 @@ sizes = {cell: hidden_for(cell, PARAMS) for cell in ("rnn", "gru", "lstm")}
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 macs = {cell: GATES[cell] * H * H + H * V for cell, H in sizes.items()}  # W_h, then the decoder
 for cell, H in sizes.items():
-    print(f"{cell:>4}: H = {H:>3}, {num_params(V, H, 1, cell):,} parameters, "
-          f"{macs[cell]:,} multiply-adds per character")
+    print(
+        f"{cell:>4}: H = {H:>3}, {num_params(V, H, 1, cell):,} parameters, "
+        f"{macs[cell]:,} multiply-adds per character"
+    )
 assert macs["rnn"] > macs["gru"] > macs["lstm"]
 if PARAMS == 50_000:
     assert sizes == {"rnn": 167, "gru": 92, "lstm": 78}  # the sizes the text names
@@ -80,6 +82,7 @@ if PARAMS == 50_000:
 # The loop of lesson 6 (forward and backward, clip at 5, Adam), with the
 # validation loss and accuracy measured every few steps by
 # `minirnn.train.evaluate` on windows of the held-out text.
+
 
 # %%
 def train_cell(cell, H, seed=0):
@@ -102,8 +105,17 @@ def train_cell(cell, H, seed=0):
     seconds = time.perf_counter() - start
     val_loss, val_acc = evaluate(model, val_ids, 64, T, max_batches=2 if QUICK else 8)
     curve.append((step, seconds, val_loss, val_acc))
-    return {"cell": cell, "H": H, "params": model.num_params(), "steps": step, "seconds": seconds,
-            "train_loss": float(np.mean(recent)), "val_loss": val_loss, "val_acc": val_acc, "curve": curve}
+    return {
+        "cell": cell,
+        "H": H,
+        "params": model.num_params(),
+        "steps": step,
+        "seconds": seconds,
+        "train_loss": float(np.mean(recent)),
+        "val_loss": val_loss,
+        "val_acc": val_acc,
+        "curve": curve,
+    }
 
 
 results = []
@@ -135,21 +147,29 @@ for cell, H in sizes.items():
 
 # %%
 each = f"{STEPS} steps each" if BUDGET == "params" else f"{SECONDS} s each"
-lines = [f"Budget: {PARAMS:,} parameters, {each}"
-         + f" (batch {N} x {T}, Adam lr {LR:g}, clip 5).", "",
-         "| cell | hidden | parameters | steps | seconds | ms/step | train loss | val loss | val accuracy |",
-         "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+lines = [
+    f"Budget: {PARAMS:,} parameters, {each}" + f" (batch {N} x {T}, Adam lr {LR:g}, clip 5).",
+    "",
+    "| cell | hidden | parameters | steps | seconds | ms/step | train loss | val loss | val accuracy |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+]
 for r in results:
-    lines.append(f"| {r['cell']} | {r['H']} | {r['params']:,} | {r['steps']} | {r['seconds']:.1f} | "
-                 f"{1000 * r['seconds'] / r['steps']:.1f} | {r['train_loss']:.3f} | {r['val_loss']:.3f} | "
-                 f"{r['val_acc']:.3f} |")
+    lines.append(
+        f"| {r['cell']} | {r['H']} | {r['params']:,} | {r['steps']} | {r['seconds']:.1f} | "
+        f"{1000 * r['seconds'] / r['steps']:.1f} | {r['train_loss']:.3f} | {r['val_loss']:.3f} | "
+        f"{r['val_acc']:.3f} |"
+    )
 table = "\n".join(lines)
 print(table)
 by_loss = sorted(results, key=lambda r: r["val_loss"])
 ms = {r["cell"]: 1000 * r["seconds"] / r["steps"] for r in results}
 print("lowest validation loss first:", ", ".join(f"{r['cell']} {r['val_loss']:.3f}" for r in by_loss))
-print("time per step relative to the RNN:", ", ".join(f"{c} {ms[c] / ms['rnn']:.2f}" for c in ms),
-      "; multiply-adds relative to the RNN:", ", ".join(f"{c} {macs[c] / macs['rnn']:.2f}" for c in macs))
+print(
+    "time per step relative to the RNN:",
+    ", ".join(f"{c} {ms[c] / ms['rnn']:.2f}" for c in ms),
+    "; multiply-adds relative to the RNN:",
+    ", ".join(f"{c} {macs[c] / macs['rnn']:.2f}" for c in macs),
+)
 (FIGURES / "results.md").write_text(table + "\n")
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)

@@ -60,7 +60,7 @@ def run(hidden, dropout, seed=0):
     curve = []
     for step in range(1, STEPS + 1):
         x, y = batches.next()
-        drop_seed = int(seeds.integers(2 ** 31 - 1)) if dropout > 0 else None  # None: no dropout
+        drop_seed = int(seeds.integers(2**31 - 1)) if dropout > 0 else None  # None: no dropout
         model.loss_and_grads(be.asarray(x), be.asarray(y), dropout_seed=drop_seed)
         clip_by_global_norm(model.grads, 5.0)
         opt.step(model.grads)
@@ -85,8 +85,10 @@ for label, hidden, dropout in (("H=128", 128, 0.0), ("H=128, dropout 0.5", 128, 
     params, curve = run(hidden, dropout)
     runs[label] = (params, curve)
     best = curve[curve[:, 2].argmin()]
-    print(f"{label:<20} {params:>7,} parameters  best validation loss {best[2]:.3f} at step {int(best[0])}, "
-          f"final {curve[-1, 2]:.3f} (train {curve[-1, 1]:.3f})  [{time.perf_counter() - start:.1f} s]")
+    print(
+        f"{label:<20} {params:>7,} parameters  best validation loss {best[2]:.3f} at step {int(best[0])}, "
+        f"final {curve[-1, 2]:.3f} (train {curve[-1, 1]:.3f})  [{time.perf_counter() - start:.1f} s]"
+    )
 
 best = {label: curve[:, 2].min() for label, (_, curve) in runs.items()}  # the best validation loss
 climb = {label: curve[-1, 2] - best[label] for label, (_, curve) in runs.items()}  # final minus best
@@ -129,8 +131,9 @@ if not QUICK:  # what the text below says; quick runs are too short to overfit
 # %%
 fig, ax = plt.subplots(figsize=(8, 4.5))
 for i, (label, (params, curve)) in enumerate(runs.items()):
-    ax.plot(curve[:, 0], curve[:, 2], "-o", color=f"C{i}", ms=3,
-            label=f"{label} ({params:,} params): validation")
+    ax.plot(
+        curve[:, 0], curve[:, 2], "-o", color=f"C{i}", ms=3, label=f"{label} ({params:,} params): validation"
+    )
     ax.plot(curve[:, 0], curve[:, 1], "--", color=f"C{i}", label=f"{label}: training")
 ax.set_xlabel("step")
 ax.set_ylabel("loss (cross-entropy, nats per character)")

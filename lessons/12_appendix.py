@@ -51,6 +51,7 @@ FIGURES = figures("12_appendix")
 # $dh_{t-1} = (1-\alpha)\,dh + da\,W_h^\top$: the leak is a direct path for the
 # gradient, just like the LSTM's cell state.
 
+
 # %%
 class LeakyRNN(Cell):
     """h_t = (1 - alpha) h_{t-1} + alpha tanh(x_t Wx + h_{t-1} Wh + b)."""
@@ -107,8 +108,10 @@ V, H, N, T = 12, 16, 4, 10
 model = CharRNN(ModelConfig(vocab_size=V, hidden_size=H, num_layers=2, cell=CELL), be, seed=0)
 x, y = rng.integers(0, V, size=(N, T)), rng.integers(0, V, size=(N, T))
 loss, _, _ = model.loss_and_grads(x, y)
-print(f"a two-layer leaky RNN: {model.num_params()} parameters, loss {float(loss):.4f} "
-      f"(log V = {np.log(V):.4f})")
+print(
+    f"a two-layer leaky RNN: {model.num_params()} parameters, loss {float(loss):.4f} "
+    f"(log V = {np.log(V):.4f})"
+)
 
 # %% [markdown]
 # ## 2. The decoder inside the cell
@@ -183,8 +186,13 @@ for i, a in enumerate(accs):
 ax1.set_ylabel("accuracy on hidden characters")
 ax1.set_title(f"Filling a {cfg.gap}-character gap ({cfg.steps} steps)")
 for i, m in enumerate(res["models"]):
-    ax2.plot(range(1, cfg.gap + 1), m["per_position"], "o-", color=f"C{i}",
-             label=f"{m['name']} (H={m['hidden']}, {m['params']:,} params)")
+    ax2.plot(
+        range(1, cfg.gap + 1),
+        m["per_position"],
+        "o-",
+        color=f"C{i}",
+        label=f"{m['name']} (H={m['hidden']}, {m['params']:,} params)",
+    )
 ax2.axhline(res["baseline"], color="C7", ls="--", label="commonest character")
 ax2.set_xticks(range(1, cfg.gap + 1))
 ax2.set_xlabel("position in the gap")

@@ -44,8 +44,10 @@ QUICK = quick()  # MINIRNN_QUICK=1: tiny settings. In a notebook you may write Q
 FIGURES = figures("13_data_parallel")
 MPIEXEC = Path(sys.executable).with_name("mpiexec")  # MPICH's, installed next to Python by the mpi extra
 # The processes mpiexec starts import the same minirnn as this one, installed or not.
-ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(minirnn.__file__).parents[1]),
-                                                   os.environ.get("PYTHONPATH", "")]))
+ENV = dict(
+    os.environ,
+    PYTHONPATH=os.pathsep.join([str(Path(minirnn.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
+)
 
 # %% [markdown]
 # ## The shards' gradients add up to the batch's
@@ -71,14 +73,21 @@ drops = model.dropout_masks(7, T, N)  # the batch's masks: (T, N, H) per layer
 shard_grads, shard_losses = [], []
 for rows in (slice(0, 5), slice(5, 8)):
     buffer = np.zeros_like(model.grad_flat)
-    part, _, _ = model.loss_and_grads(x[rows], y[rows], drops=[d[:, rows] for d in drops], count=N * T,
-                                      grads=named_views(buffer, model.shapes))
+    part, _, _ = model.loss_and_grads(
+        x[rows],
+        y[rows],
+        drops=[d[:, rows] for d in drops],
+        count=N * T,
+        grads=named_views(buffer, model.shapes),
+    )
     shard_grads.append(buffer)
     shard_losses.append(float(part))
 added = shard_grads[0] + shard_grads[1]
 grad_err = np.abs(added - whole).max() / np.abs(whole).max()
-print(f"loss: whole batch {float(loss):.15f}, shards {shard_losses[0]:.6f} + {shard_losses[1]:.6f} "
-      f"= {sum(shard_losses):.15f}")
+print(
+    f"loss: whole batch {float(loss):.15f}, shards {shard_losses[0]:.6f} + {shard_losses[1]:.6f} "
+    f"= {sum(shard_losses):.15f}"
+)
 print(f"largest difference of the gradients, relative to the largest entry: {grad_err:.1e}")
 assert abs(sum(shard_losses) - float(loss)) < 1e-13 and grad_err < 1e-13
 
@@ -105,12 +114,26 @@ print(RING.read_text())
 
 # %%
 ring_out = FIGURES / "ring.json"
-subprocess.run([str(MPIEXEC), "-n", "4", sys.executable, "-m", "minirnn.ring_allreduce", str(ring_out),
-                str(100_000 if QUICK else 871_745)], check=True, env=ENV)
+subprocess.run(
+    [
+        str(MPIEXEC),
+        "-n",
+        "4",
+        sys.executable,
+        "-m",
+        "minirnn.ring_allreduce",
+        str(ring_out),
+        str(100_000 if QUICK else 871_745),
+    ],
+    check=True,
+    env=ENV,
+)
 ring = json.loads(ring_out.read_text())
-print(f"{ring['ranks']} ranks, {ring['n']:,} numbers: largest relative difference from Allreduce "
-      f"{ring['max_rel_diff']:.1e}; each rank sent {ring['sent']:,} numbers = "
-      f"{ring['sent'] / ring['n']:.2f} x the vector")
+print(
+    f"{ring['ranks']} ranks, {ring['n']:,} numbers: largest relative difference from Allreduce "
+    f"{ring['max_rel_diff']:.1e}; each rank sent {ring['sent']:,} numbers = "
+    f"{ring['sent'] / ring['n']:.2f} x the vector"
+)
 assert ring["max_rel_diff"] < 1e-14 and abs(ring["sent"] / ring["n"] - 2 * 3 / 4) < 1e-4
 
 # %% [markdown]
@@ -126,10 +149,21 @@ assert ring["max_rel_diff"] < 1e-14 and abs(ring["sent"] / ring["n"] - 2 * 3 / 4
 
 # %%
 text = FIGURES / "text.txt"
-text.write_text(data.load_text()[:300_000 if QUICK else 1_115_394])
+text.write_text(data.load_text()[: 300_000 if QUICK else 1_115_394])
 steps = 20 if QUICK else 200
-flags = dict(data=str(text), hidden_size=32 if QUICK else 64, batch_size=16, seq_length=25, dropout=0.1,
-             dtype="float64", max_steps=steps, print_every=1, eval_every=0, checkpoint_every=0, cache_dir="")
+flags = dict(
+    data=str(text),
+    hidden_size=32 if QUICK else 64,
+    batch_size=16,
+    seq_length=25,
+    dropout=0.1,
+    dtype="float64",
+    max_steps=steps,
+    print_every=1,
+    eval_every=0,
+    checkpoint_every=0,
+    cache_dir="",
+)
 for run in ("one", "two"):
     shutil.rmtree(FIGURES / run, ignore_errors=True)  # a run directory is never overwritten
 one = train(TrainConfig(**flags, out=str(FIGURES / "one"), quiet=True)).history
@@ -139,8 +173,10 @@ subprocess.run([*two_ranks, f"--out={FIGURES / 'two'}", "--quiet"], check=True, 
 two = [json.loads(line) for line in (FIGURES / "two" / "metrics.jsonl").read_text().splitlines()]
 loss_one, loss_two = np.array([r["loss"] for r in one]), np.array([r["loss"] for r in two])
 diff = np.abs(loss_two - loss_one) / loss_one
-print(f"{steps} steps: loss {loss_one[0]:.3f} -> {loss_one[-1]:.3f}; largest relative difference "
-      f"between 1 and 2 processes {diff.max():.1e}")
+print(
+    f"{steps} steps: loss {loss_one[0]:.3f} -> {loss_one[-1]:.3f}; largest relative difference "
+    f"between 1 and 2 processes {diff.max():.1e}"
+)
 assert diff.max() < 1e-10
 
 # %%

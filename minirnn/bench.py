@@ -15,6 +15,7 @@ PyTorch runs with TensorFloat-32 off, since CuPy computes float32 in full
 precision (``--torch-tf32`` times PyTorch's default too); a torch without
 CUDA is refused there rather than timed on the CPU.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,8 +65,9 @@ class MinirnnSide:
 
     def __init__(self, args, data):
         self.be = get_backend(args.backend, "float32")
-        self.model = CharRNN(ModelConfig(args.vocab_size, args.hidden_size, args.layers, args.cell), self.be,
-                             seed=args.seed)
+        self.model = CharRNN(
+            ModelConfig(args.vocab_size, args.hidden_size, args.layers, args.cell), self.be, seed=args.seed
+        )
         self.parallel = DataParallel(self.model, threads=args.threads)  # the shard seam, as in training
         self.opt = Adam(self.model.params, lr=1e-3)
         self.data = [(self.be.asarray(x), self.be.asarray(y)) for x, y in data]
@@ -103,7 +105,7 @@ def time_training(sides, steps, warmup, block=3):
     times = {s.name: [] for s in sides}
     i, rnd = warmup, 0
     while any(len(t) < steps for t in times.values()):
-        for side in (sides if rnd % 2 == 0 else sides[::-1]):
+        for side in sides if rnd % 2 == 0 else sides[::-1]:
             side.train_step(i)  # untimed: lets the other side's threads go quiet
             for _ in range(min(block, steps - len(times[side.name]))):
                 i += 1
@@ -119,7 +121,7 @@ def time_sampling(sides, chars, reps, seed):
     for side in sides:
         side.sample(20, seed)  # warm up
     for rep in range(reps):
-        for side in (sides if rep % 2 == 0 else sides[::-1]):
+        for side in sides if rep % 2 == 0 else sides[::-1]:
             t0 = time.perf_counter()
             side.sample(chars, seed)
             rates[side.name].append(chars / (time.perf_counter() - t0))
@@ -158,28 +160,51 @@ def measure_memory(args, names):
         cmd = [sys.executable, "-m", "minirnn.bench", "--memory-child", name] + passthrough(args)
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
-            raise RuntimeError(f"memory measurement for {name} failed: {proc.stderr.strip().splitlines()[-1:]}")
+            raise RuntimeError(
+                f"memory measurement for {name} failed: {proc.stderr.strip().splitlines()[-1:]}"
+            )
         out[name] = json.loads(proc.stdout.strip().splitlines()[-1])
     return out
 
 
 def passthrough(args):
-    return ["--cell", args.cell, "--batch-size", str(args.batch_size), "--seq-length", str(args.seq_length),
-            "--hidden-size", str(args.hidden_size), "--layers", str(args.layers), "--vocab-size",
-            str(args.vocab_size), "--backend", args.backend, "--threads", str(args.threads), "--seed", str(args.seed)] + (
-                ["--system-malloc"] if args.system_malloc else [])
+    return [
+        "--cell",
+        args.cell,
+        "--batch-size",
+        str(args.batch_size),
+        "--seq-length",
+        str(args.seq_length),
+        "--hidden-size",
+        str(args.hidden_size),
+        "--layers",
+        str(args.layers),
+        "--vocab-size",
+        str(args.vocab_size),
+        "--backend",
+        args.backend,
+        "--threads",
+        str(args.threads),
+        "--seed",
+        str(args.seed),
+    ] + (["--system-malloc"] if args.system_malloc else [])
 
 
 def make_data(args, n_batches=4):
     rng = numpy.random.default_rng(args.seed)
     shape = (args.batch_size, args.seq_length)
-    return [(rng.integers(0, args.vocab_size, shape), rng.integers(0, args.vocab_size, shape))
-            for _ in range(n_batches)]
+    return [
+        (rng.integers(0, args.vocab_size, shape), rng.integers(0, args.vocab_size, shape))
+        for _ in range(n_batches)
+    ]
 
 
 def build_parser():
-    ap = OneLineParser(prog="python -m minirnn.bench", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = OneLineParser(
+        prog="python -m minirnn.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     g = ap.add_argument_group("configuration (defaults: the tutorial's)")
     g.add_argument("--cell", choices=sorted(GATES), default="lstm", help="cell type (default lstm)")
     g.add_argument("--batch-size", type=int, default=128, help="sequences per batch (default 128)")
@@ -194,16 +219,30 @@ def build_parser():
     r.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
     r.add_argument("--sample-chars", type=int, default=2000, help="characters per sampling run; 0 skips")
     r.add_argument("--sample-reps", type=int, default=3, help="sampling runs per side (default 3)")
-    r.add_argument("--shards", type=int, default=0,
-                   help="split minirnn's batch into this many shards, one thread each (default 0: automatic)")
-    r.add_argument("--threads", type=int, default=cpu_count(),
-                   help=f"CPU threads of each side (default: this process's cores, {cpu_count()})")
-    r.add_argument("--system-malloc", action="store_true",
-                   help="leave glibc's malloc as it is, to see what minirnn.malloc.keep_freed_memory buys")
+    r.add_argument(
+        "--shards",
+        type=int,
+        default=0,
+        help="split minirnn's batch into this many shards, one thread each (default 0: automatic)",
+    )
+    r.add_argument(
+        "--threads",
+        type=int,
+        default=cpu_count(),
+        help=f"CPU threads of each side (default: this process's cores, {cpu_count()})",
+    )
+    r.add_argument(
+        "--system-malloc",
+        action="store_true",
+        help="leave glibc's malloc as it is, to see what minirnn.malloc.keep_freed_memory buys",
+    )
     r.add_argument("--no-torch", action="store_true", help="time minirnn alone")
-    r.add_argument("--torch-tf32", action="store_true",
-                   help="with --backend cupy, also time PyTorch with TF32 allowed (its cuDNN default); "
-                        "the side called torch always computes in full float32, as CuPy does")
+    r.add_argument(
+        "--torch-tf32",
+        action="store_true",
+        help="with --backend cupy, also time PyTorch with TF32 allowed (its cuDNN default); "
+        "the side called torch always computes in full float32, as CuPy does",
+    )
     r.add_argument("--memory", action="store_true", help="also measure peak memory of training")
     r.add_argument("--json", action="store_true", help="print one JSON line of results at the end")
     r.add_argument("--seed", type=int, default=0)
@@ -243,27 +282,42 @@ def main(argv=None) -> int:
         sides.append(TorchSide(args, data))
         if args.torch_tf32 and sides[1].device == "cuda":
             sides.append(TorchTF32Side(sides[1]))
-    on = ("cuda, TF32 off" + ("; torch-tf32: TF32 on" if len(sides) > 2 else "")) if args.backend == "cupy" \
+    on = (
+        ("cuda, TF32 off" + ("; torch-tf32: TF32 on" if len(sides) > 2 else ""))
+        if args.backend == "cupy"
         else f"cpu, {args.threads} threads"
-    print(f"minirnn on {sides[0].be}  numpy {numpy.__version__}  python {platform.python_version()} "
-          f"{platform.machine()}" + (f"  torch {sys.modules['torch'].__version__} ({on})" if use_torch
-                                    else "  (no torch)"))
+    )
+    print(
+        f"minirnn on {sides[0].be}  numpy {numpy.__version__}  python {platform.python_version()} "
+        f"{platform.machine()}"
+        + (f"  torch {sys.modules['torch'].__version__} ({on})" if use_torch else "  (no torch)")
+    )
     N, T, V, H, L = args.batch_size, args.seq_length, args.vocab_size, args.hidden_size, args.layers
-    print(f"config: cell={args.cell} vocab={V} hidden={H} layers={L} batch={N} seq={T} float32, "
-          f"Adam, clip {args.clip}; params {sides[0].model.num_params():,}")
+    print(
+        f"config: cell={args.cell} vocab={V} hidden={H} layers={L} batch={N} seq={T} float32, "
+        f"Adam, clip {args.clip}; params {sides[0].model.num_params():,}"
+    )
     if args.backend == "numpy":
         shards = args.shards or sides[0].parallel.shards(N)
-        print(f"minirnn: {args.threads} threads; the batch runs as {shards} shard(s) of about {N // shards} rows"
-              + (", one BLAS thread each (minirnn/parallel.py)" if shards > 1 else ""))
+        print(
+            f"minirnn: {args.threads} threads; the batch runs as {shards} shard(s) "
+            f"of about {N // shards} rows"
+            + (", one BLAS thread each (minirnn/parallel.py)" if shards > 1 else "")
+        )
     result = {"config": {k: v for k, v in vars(args).items() if k != "memory_child"}}
 
     times = time_training(sides, args.steps, args.warmup)
     gf = gemm_gflop(args.cell, N, T, V, H, L)
-    print(f"\ntraining step ({args.steps} timed after {args.warmup} warm-up, interleaved in blocks of 3), seconds:")
+    print(
+        f"\ntraining step ({args.steps} timed after {args.warmup} warm-up, "
+        "interleaved in blocks of 3), seconds:"
+    )
     for name, ts in times.items():
         lo, med, hi = stats(ts)
-        print(f"  {name:<8} min {lo:.4f}  median {med:.4f}  max {hi:.4f}   {N * T / med:>8,.0f} chars/s  "
-              f"{gf / med:>5.0f} GFLOP/s")
+        print(
+            f"  {name:<8} min {lo:.4f}  median {med:.4f}  max {hi:.4f}   {N * T / med:>8,.0f} chars/s  "
+            f"{gf / med:>5.0f} GFLOP/s"
+        )
         result[f"{name}_step_s"] = [lo, med, hi]
     if use_torch:
         ratio = statistics.median(times["torch"]) / statistics.median(times["minirnn"])
@@ -279,7 +333,10 @@ def main(argv=None) -> int:
         if use_torch and sides[1].device == "cpu":
             samplers.append(TorchNativeSide(sides[1]))
         rates = time_sampling(samplers, args.sample_chars, args.sample_reps, args.seed)
-        print(f"\nsampling {args.sample_chars} chars, batch 1, carried state ({args.sample_reps} runs), chars/s:")
+        print(
+            f"\nsampling {args.sample_chars} chars, batch 1, carried state "
+            f"({args.sample_reps} runs), chars/s:"
+        )
         for name, rs in rates.items():
             lo, med, hi = stats(rs)
             print(f"  {name:<8} min {lo:>8,.0f}  median {med:>8,.0f}  max {hi:>8,.0f}")
@@ -295,12 +352,15 @@ def main(argv=None) -> int:
 
     if args.memory:
         mem = measure_memory(args, [s.name for s in sides[:2]])
-        print("\npeak resident memory, MiB (each side in a fresh process; 'training' = peak during 3 steps "
-              "minus the peak before them):")
+        print(
+            "\npeak resident memory, MiB (each side in a fresh process; 'training' = peak during 3 steps "
+            "minus the peak before them):"
+        )
         for name, m in mem.items():
             print(f"  {name:<8} training {m['training_mib']:>7.0f}   whole process {m['peak_mib']:>7.0f}")
         if use_torch:
-            print(f"  ratio: minirnn's training memory is {mem['minirnn']['training_mib'] / max(mem['torch']['training_mib'], 1):.2f}x torch's")
+            ratio = mem["minirnn"]["training_mib"] / max(mem["torch"]["training_mib"], 1)
+            print(f"  ratio: minirnn's training memory is {ratio:.2f}x torch's")
         result["memory_mib"] = mem
     if args.json:
         print(json.dumps(result))

@@ -29,8 +29,10 @@ def torch_cuda_refusal(torch) -> str | None:
     """Why ``--backend cupy`` cannot be compared with this torch, or None."""
     if torch.cuda.is_available():
         return None
-    return (f"--backend cupy compares with PyTorch on the GPU, but torch {torch.__version__} has no CUDA "
-            "device here; install a CUDA build of torch, or pass --no-torch")
+    return (
+        f"--backend cupy compares with PyTorch on the GPU, but torch {torch.__version__} has no CUDA "
+        "device here; install a CUDA build of torch, or pass --no-torch"
+    )
 
 
 class TorchSide:
@@ -54,9 +56,13 @@ class TorchSide:
             for name, p in self.rnn.named_parameters():
                 if name.startswith("bias_hh"):
                     p.requires_grad_(False).zero_()
-        self.params = [p for p in list(self.rnn.parameters()) + list(self.dec.parameters()) if p.requires_grad]
+        self.params = [
+            p for p in list(self.rnn.parameters()) + list(self.dec.parameters()) if p.requires_grad
+        ]
         self.opt = torch.optim.Adam(self.params, lr=1e-3)
-        self.data = [(torch.as_tensor(x).to(self.device), torch.as_tensor(y).to(self.device)) for x, y in data]
+        self.data = [
+            (torch.as_tensor(x).to(self.device), torch.as_tensor(y).to(self.device)) for x, y in data
+        ]
         self.clip = args.clip
 
     def forward(self, x, state=None):

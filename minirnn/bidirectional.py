@@ -22,6 +22,7 @@ Masks must be of the "lengths" kind (ones, then zeros), as the models make them.
 
 Parameters: the forward cell's names prefixed ``fw.``, the backward cell's ``bw.``.
 """
+
 from __future__ import annotations
 
 from .backend import array_module
@@ -100,11 +101,15 @@ class Bidirectional:
         Returns: dx (T, N, D) (None for ids) and (dstate0 forward, dstate0 backward).
         """
         cf, cb, rev, H = cache
-        dx_f, ds_f = self.fw.backward(sub_tree(p, "fw."), dout[:, :, :H], dstate_T[0], cf, sub_tree(grads, "fw."))
+        dx_f, ds_f = self.fw.backward(
+            sub_tree(p, "fw."), dout[:, :, :H], dstate_T[0], cf, sub_tree(grads, "fw.")
+        )
         # The backward cell saw the reversed copy: reverse its output gradient the same way
         # (the gather is its own inverse), run its BPTT, and reverse dx back.
         dhb_rev = reverse_sequences(dout[:, :, H:], rev)
-        dx_b_rev, ds_b = self.bw.backward(sub_tree(p, "bw."), dhb_rev, dstate_T[1], cb, sub_tree(grads, "bw."))
+        dx_b_rev, ds_b = self.bw.backward(
+            sub_tree(p, "bw."), dhb_rev, dstate_T[1], cb, sub_tree(grads, "bw.")
+        )
         if dx_f is None:  # integer ids have no gradient
             return None, (ds_f, ds_b)
         return dx_f + reverse_sequences(dx_b_rev, rev), (ds_f, ds_b)

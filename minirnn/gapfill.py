@@ -14,6 +14,7 @@ hidden positions only. Run the comparison:
 Legend: N batch, W window length (the time axis), k gap length, V vocabulary
 (the text's characters; the mask symbol is one more input id, V), H hidden units.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,6 +34,7 @@ from .layers import dense_backward, dense_forward, sequence_cross_entropy, seque
 from .malloc import keep_freed_memory
 from .model import ConfigError, make_cell
 from .optim import Adam, clip_by_global_norm
+
 
 @dataclass
 class GapConfig:
@@ -58,9 +60,9 @@ def make_windows(ids, starts, window: int, gap: int, mask_id: int):
     y = ids[starts[:, None] + numpy.arange(window)[None, :]]  # (N, W)
     g0 = (window - gap) // 2  # the gap's first position
     x = y.copy()
-    x[:, g0:g0 + gap] = mask_id
+    x[:, g0 : g0 + gap] = mask_id
     weights = numpy.zeros(y.shape)
-    weights[:, g0:g0 + gap] = 1.0
+    weights[:, g0 : g0 + gap] = 1.0
     return x, y, weights
 
 
@@ -72,8 +74,15 @@ class GapFiller:
     cell alone (fw.*). The decoder is dec.W, dec.b.
     """
 
-    def __init__(self, vocab_size: int, hidden_size: int, bidirectional: bool, cell: str = "lstm",
-                 backend: Backend | None = None, seed: int = 0):
+    def __init__(
+        self,
+        vocab_size: int,
+        hidden_size: int,
+        bidirectional: bool,
+        cell: str = "lstm",
+        backend: Backend | None = None,
+        seed: int = 0,
+    ):
         self.V, self.H, self.bidirectional = vocab_size, hidden_size, bidirectional
         self.backend = backend or get_backend()
         c = make_cell(cell)
@@ -93,8 +102,11 @@ class GapFiller:
 
     def _layer_tree(self, tree):
         """The recurrent layer's part of a parameter (or gradient) tree, named as it expects."""
-        return {k: v for k, v in tree.items() if not k.startswith("dec.")} if self.bidirectional \
+        return (
+            {k: v for k, v in tree.items() if not k.startswith("dec.")}
+            if self.bidirectional
             else sub_tree(tree, "fw.")
+        )
 
     def forward(self, x):
         """x (N, W) ids -> logits (W, N, V), cache. Windows are never padded: no mask."""
@@ -104,22 +116,37 @@ class GapFiller:
         inp = ids if self.layer.takes_ids else onehot(ids, self.V + 1, be.dtype)
         state0 = self.layer.zero_state(xp, N, self.H, be.dtype)
         hs, _, lcache = self.layer.forward(self._layer_tree(self.params), inp, state0, None)  # (W, N, F)
-        logits, dcache = dense_forward(hs.reshape(W * N, self.features), self.params["dec.W"], self.params["dec.b"])
+        logits, dcache = dense_forward(
+            hs.reshape(W * N, self.features), self.params["dec.W"], self.params["dec.b"]
+        )
         return logits.reshape(W, N, self.V), (lcache, dcache)
 
     def loss_and_grads(self, x, y, weights):
-        """Mean cross-entropy over the gap; fills ``self.grads``. x, y, weights (N, W). Returns the loss (0-d)."""
+        """Mean cross-entropy over the gap; fills ``self.grads``. x, y, weights (N, W).
+        Returns the loss (0-d)."""
         xp = self.backend.xp
         logits, (lcache, dcache) = self.forward(x)
         W, N, V = logits.shape
-        loss, ce = sequence_cross_entropy(logits.reshape(W * N, V), xp.ascontiguousarray(y.T).reshape(W * N),
-                                          xp.ascontiguousarray(weights.T).reshape(W * N))
+        loss, ce = sequence_cross_entropy(
+            logits.reshape(W * N, V),
+            xp.ascontiguousarray(y.T).reshape(W * N),
+            xp.ascontiguousarray(weights.T).reshape(W * N),
+        )
         for g in self.grads.values():
             g.fill(0)
-        dh = dense_backward(sequence_cross_entropy_backward(ce), dcache, self.params["dec.W"], self.grads, "dec.")
-        dstate_T = self.layer.zero_state(xp, N, self.H, logits.dtype)  # the loss does not read the final state
-        self.layer.backward(self._layer_tree(self.params), dh.reshape(W, N, self.features), dstate_T, lcache,
-                            self._layer_tree(self.grads))
+        dh = dense_backward(
+            sequence_cross_entropy_backward(ce), dcache, self.params["dec.W"], self.grads, "dec."
+        )
+        dstate_T = self.layer.zero_state(
+            xp, N, self.H, logits.dtype
+        )  # the loss does not read the final state
+        self.layer.backward(
+            self._layer_tree(self.params),
+            dh.reshape(W, N, self.features),
+            dstate_T,
+            lcache,
+            self._layer_tree(self.grads),
+        )
         return loss
 
     def evaluate(self, x, y, weights, batch: int = 500):
@@ -129,12 +156,18 @@ class GapFiller:
         """
         be, total_loss, hits, n = self.backend, 0.0, numpy.zeros(x.shape[1]), 0
         for i in range(0, len(x), batch):
-            xb, yb, wb = (be.asarray(a[i:i + batch]) for a in (x, y, weights))
+            xb, yb, wb = (be.asarray(a[i : i + batch]) for a in (x, y, weights))
             logits, _ = self.forward(xb)
             W, N, V = logits.shape
             wt = be.xp.ascontiguousarray(wb.T)  # (W, N)
-            total_loss += be.scalar(sequence_cross_entropy(logits.reshape(W * N, V), yb.T.reshape(W * N),
-                                                           wt.reshape(W * N))[0]) * N
+            total_loss += (
+                be.scalar(
+                    sequence_cross_entropy(logits.reshape(W * N, V), yb.T.reshape(W * N), wt.reshape(W * N))[
+                        0
+                    ]
+                )
+                * N
+            )
             hits += be.to_host(((logits.argmax(axis=2) == yb.T) * wt).sum(axis=1))  # (W,) per position
             n += N
         gap = weights[0] > 0  # the same positions in every window
@@ -145,6 +178,7 @@ class GapFiller:
 def matched_hidden(vocab_size: int, hidden: int, cell: str = "lstm") -> int:
     """The forward-only hidden size whose model has about as many parameters as the
     bidirectional one with ``hidden`` units each way."""
+
     def count(H, bi):
         layer = Bidirectional(make_cell(cell)) if bi else make_cell(cell)
         rec = sum(int(numpy.prod(s)) for s in layer.param_shapes(vocab_size + 1, H).values())
@@ -189,8 +223,10 @@ def compare(text: str, cfg: GapConfig | None = None, backend: Backend | None = N
     counts = numpy.bincount(train_ids, minlength=V)
     baseline = float((val[1][val[2] > 0] == counts.argmax()).mean())  # always guess the commonest character
     results = []
-    for name, bi, H in (("bidirectional", True, cfg.hidden),
-                        ("forward-only", False, matched_hidden(V, cfg.hidden, cfg.cell))):
+    for name, bi, H in (
+        ("bidirectional", True, cfg.hidden),
+        ("forward-only", False, matched_hidden(V, cfg.hidden, cfg.cell)),
+    ):
         model = GapFiller(V, H, bi, cfg.cell, backend, cfg.seed)
         if log:
             log(f"{name}: H {H}, {model.num_params()} parameters")
@@ -198,37 +234,60 @@ def compare(text: str, cfg: GapConfig | None = None, backend: Backend | None = N
         train(model, train_ids, cfg, log)
         seconds = time.perf_counter() - start
         loss, acc, per_position = model.evaluate(*val)
-        results.append({"name": name, "hidden": H, "params": model.num_params(), "loss": loss,
-                        "accuracy": acc, "per_position": per_position, "seconds": seconds})
+        results.append(
+            {
+                "name": name,
+                "hidden": H,
+                "params": model.num_params(),
+                "loss": loss,
+                "accuracy": acc,
+                "per_position": per_position,
+                "seconds": seconds,
+            }
+        )
     return {"config": asdict(cfg), "vocab": V, "baseline": baseline, "models": results}
 
 
 def format_results(res: dict) -> str:
     c = res["config"]
-    lines = [f"gap filling: window {c['window']}, gap {c['gap']}, {c['cell']}, {c['steps']} steps of "
-             f"{c['batch']} windows, {c['eval_windows']} held-out windows",
-             f"{'model':<15} {'H':>4} {'params':>8} {'val loss':>9} {'accuracy':>9} {'train s':>8}   by gap position"]
+    lines = [
+        f"gap filling: window {c['window']}, gap {c['gap']}, {c['cell']}, {c['steps']} steps of "
+        f"{c['batch']} windows, {c['eval_windows']} held-out windows",
+        f"{'model':<15} {'H':>4} {'params':>8} {'val loss':>9} {'accuracy':>9} {'train s':>8}"
+        "   by gap position",
+    ]
     for m in res["models"]:
         by_pos = " ".join(f"{a:.0%}" for a in m["per_position"])
-        lines.append(f"{m['name']:<15} {m['hidden']:>4} {m['params']:>8} {m['loss']:>9.3f} "
-                     f"{m['accuracy']:>9.1%} {m['seconds']:>8.1f}   {by_pos}")
+        lines.append(
+            f"{m['name']:<15} {m['hidden']:>4} {m['params']:>8} {m['loss']:>9.3f} "
+            f"{m['accuracy']:>9.1%} {m['seconds']:>8.1f}   {by_pos}"
+        )
     lines.append(f"{'commonest char':<15} {'':>4} {'':>8} {'':>9} {res['baseline']:>9.1%}")
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
-    ap = OneLineParser(prog="python -m minirnn.gapfill", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                       description="Fill gaps in text: a bidirectional model against a forward-only one.")
+    ap = OneLineParser(
+        prog="python -m minirnn.gapfill",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Fill gaps in text: a bidirectional model against a forward-only one.",
+    )
     d = GapConfig()
     g = ap.add_argument_group("task")
     g.add_argument("--data", default=None, help="a UTF-8 text file (default: the bundled Tiny Shakespeare)")
     g.add_argument("--window", type=int, default=d.window, help="characters per window, gap included")
     g.add_argument("--gap", type=int, default=d.gap, help="hidden characters in the middle of each window")
-    g.add_argument("--eval-windows", type=int, default=d.eval_windows, help="held-out windows for the accuracy")
+    g.add_argument(
+        "--eval-windows", type=int, default=d.eval_windows, help="held-out windows for the accuracy"
+    )
     g = ap.add_argument_group("model and training")
     g.add_argument("--cell", default=d.cell, help="rnn, lstm, gru or module:Class")
-    g.add_argument("--hidden", type=int, default=d.hidden,
-                   help="hidden units per direction of the bidirectional model (the forward-only one is matched)")
+    g.add_argument(
+        "--hidden",
+        type=int,
+        default=d.hidden,
+        help="hidden units per direction of the bidirectional model (the forward-only one is matched)",
+    )
     g.add_argument("--steps", type=int, default=d.steps, help="training steps for each model")
     g.add_argument("--batch", type=int, default=d.batch, help="windows per step")
     g.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
@@ -236,8 +295,18 @@ def main(argv=None) -> int:
     g.add_argument("--seed", type=int, default=d.seed, help="random seed")
     add_backend_flag(g)
     args = ap.parse_args(argv)
-    cfg = GapConfig(args.window, args.gap, args.hidden, args.cell, args.steps, args.batch, args.lr, args.clip,
-                    args.eval_windows, seed=args.seed)
+    cfg = GapConfig(
+        args.window,
+        args.gap,
+        args.hidden,
+        args.cell,
+        args.steps,
+        args.batch,
+        args.lr,
+        args.clip,
+        args.eval_windows,
+        seed=args.seed,
+    )
     if cfg.gap < 1 or cfg.gap > cfg.window - 2:
         ap.error("--gap must be between 1 and window - 2, so that both sides show some text")
     for name in ("hidden", "steps", "batch", "eval_windows"):

@@ -24,6 +24,7 @@ truncation error is O(h⁴): with h = 1e-4 both errors are near 1e-12.
 A cell is checked through a scalar L = Σ hs ⊙ dhs + Σ s_T ⊙ ds_T with random
 dhs and ds_T, so that every output and the final state carry gradient.
 """
+
 from __future__ import annotations
 
 import sys
@@ -32,9 +33,9 @@ from dataclasses import dataclass
 
 import numpy
 
-from .cli import OneLineParser, add_backend_flag
 from .backend import Backend, BackendError, get_backend
 from .bidirectional import Bidirectional
+from .cli import OneLineParser, add_backend_flag
 from .gapfill import GapFiller, make_windows
 from .layers import dense_backward, dense_forward, sequence_cross_entropy, sequence_cross_entropy_backward
 from .model import CharRNN, ConfigError, ModelConfig, make_cell
@@ -129,7 +130,9 @@ def _check_layer(layer, group: str, be: Backend, p, x, state0, state_labels, mas
     dx, dstate0 = layer.backward(p, dout, dstate_T, cache, grads)
     arrays = [(k, p[k], grads[k]) for k in p] + [("x", x, dx)]
     arrays += list(zip(state_labels, _leaves(state0), _leaves(dstate0)))
-    return [Row(group, name, rel_error(be.to_host(g), numerical_gradient(loss, a)), tol) for name, a, g in arrays]
+    return [
+        Row(group, name, rel_error(be.to_host(g), numerical_gradient(loss, a)), tol) for name, a, g in arrays
+    ]
 
 
 def _lengths_mask(be: Backend, T: int, lengths):
@@ -147,7 +150,9 @@ def check_cell(cell_name: str, be: Backend, seed: int = 0, tol: float = TOLERANC
     x = _random(be, rng, (T, N, D))
     state0 = tuple(_random(be, rng, (N, H), 0.5) for _ in cell.state_names)
     mask = _lengths_mask(be, T, [T, T - 1, 1])
-    return _check_layer(cell, cell.name, be, p, x, state0, [f"{s}0" for s in cell.state_names], mask, rng, tol)
+    return _check_layer(
+        cell, cell.name, be, p, x, state0, [f"{s}0" for s in cell.state_names], mask, rng, tol
+    )
 
 
 def check_decoder(be: Backend, seed: int = 0, tol: float = TOLERANCE) -> list[Row]:
@@ -162,8 +167,10 @@ def check_decoder(be: Backend, seed: int = 0, tol: float = TOLERANCE) -> list[Ro
 
     grads = {"W": be.xp.zeros_like(W), "b": be.xp.zeros_like(b)}
     dx = dense_backward(dy, dense_forward(x, W, b)[1], W, grads)
-    return [Row("decoder", n, rel_error(be.to_host(g), numerical_gradient(loss, a)), tol)
-            for n, a, g in (("W", W, grads["W"]), ("b", b, grads["b"]), ("x", x, dx))]
+    return [
+        Row("decoder", n, rel_error(be.to_host(g), numerical_gradient(loss, a)), tol)
+        for n, a, g in (("W", W, grads["W"]), ("b", b, grads["b"]), ("x", x, dx))
+    ]
 
 
 def check_loss(be: Backend, seed: int = 0, tol: float = TOLERANCE) -> list[Row]:
@@ -173,12 +180,18 @@ def check_loss(be: Backend, seed: int = 0, tol: float = TOLERANCE) -> list[Row]:
     logits = _random(be, rng, (M, V), 2.0)
     targets = be.asarray(rng.integers(0, V, size=M))
     rows = []
-    for label, weights in (("logits", None), ("logits (masked)", be.asarray((numpy.arange(M) < 5).astype(float)))):
-        def loss():
+    for label, weights in (
+        ("logits", None),
+        ("logits (masked)", be.asarray((numpy.arange(M) < 5).astype(float))),
+    ):
+
+        def loss(weights=weights):
             return be.scalar(sequence_cross_entropy(logits, targets, weights)[0])
 
         analytic = sequence_cross_entropy_backward(sequence_cross_entropy(logits, targets, weights)[1])
-        rows.append(Row("loss", label, rel_error(be.to_host(analytic), numerical_gradient(loss, logits)), tol))
+        rows.append(
+            Row("loss", label, rel_error(be.to_host(analytic), numerical_gradient(loss, logits)), tol)
+        )
     return rows
 
 
@@ -200,11 +213,15 @@ def check_model(cell_name: str, be: Backend, seed: int = 0, tol: float = TOLERAN
     model.grad_flat.fill(0)
     dstate0 = model.backward(sequence_cross_entropy_backward(lcache).reshape(logits.shape), cache)
     group = f"model({model.cells[0].name})"
-    rows = [Row(group, name, rel_error(be.to_host(model.grads[name]), numerical_gradient(loss, p)), tol)
-            for name, p in model.params.items()]
+    rows = [
+        Row(group, name, rel_error(be.to_host(model.grads[name]), numerical_gradient(loss, p)), tol)
+        for name, p in model.params.items()
+    ]
     for layer, cell in enumerate(model.cells):
         for s, s0, ds0 in zip(cell.state_names, state0[layer], dstate0[layer]):
-            rows.append(Row(group, f"l{layer}.{s}0", rel_error(be.to_host(ds0), numerical_gradient(loss, s0)), tol))
+            rows.append(
+                Row(group, f"l{layer}.{s}0", rel_error(be.to_host(ds0), numerical_gradient(loss, s0)), tol)
+            )
     return rows
 
 
@@ -223,8 +240,10 @@ def check_shards(cell_name: str, be: Backend, seed: int = 0, tol: float = TOLERA
 
     DataParallel(model).loss_and_grads(x, y, None, lengths, dropout_seed=seed, shards=2)
     grads = {k: be.to_host(g).copy() for k, g in model.grads.items()}
-    return [Row(f"shards({model.cells[0].name})", name, rel_error(grads[name], numerical_gradient(loss, p)), tol)
-            for name, p in model.params.items()]
+    return [
+        Row(f"shards({model.cells[0].name})", name, rel_error(grads[name], numerical_gradient(loss, p)), tol)
+        for name, p in model.params.items()
+    ]
 
 
 def check_bidirectional(cell_name: str, be: Backend, seed: int = 0, tol: float = TOLERANCE) -> list[Row]:
@@ -269,8 +288,10 @@ def check_gapfill(cell_name: str, be: Backend, seed: int = 0, tol: float = TOLER
     def loss():
         return be.scalar(model.loss_and_grads(x, y, w))
 
-    return [Row(f"gapfill({model.layer.fw.name})", k, rel_error(grads[k], numerical_gradient(loss, p)), tol)
-            for k, p in model.params.items()]
+    return [
+        Row(f"gapfill({model.layer.fw.name})", k, rel_error(grads[k], numerical_gradient(loss, p)), tol)
+        for k, p in model.params.items()
+    ]
 
 
 PARTS = ("cell", "decoder", "loss", "model", "shards", "bidirectional", "wrapper", "gapfill")  # in this order
@@ -278,8 +299,14 @@ PARTS = ("cell", "decoder", "loss", "model", "shards", "bidirectional", "wrapper
 
 def run(cells, be: Backend, seed: int = 0, tol: float = TOLERANCE, parts=PARTS):
     """All requested checks, as rows: the per-cell checks for each cell, then the decoder and the loss."""
-    per_cell = {"cell": check_cell, "model": check_model, "shards": check_shards, "bidirectional": check_bidirectional,
-                "wrapper": check_wrapper, "gapfill": check_gapfill}
+    per_cell = {
+        "cell": check_cell,
+        "model": check_model,
+        "shards": check_shards,
+        "bidirectional": check_bidirectional,
+        "wrapper": check_wrapper,
+        "gapfill": check_gapfill,
+    }
     rows = []
     for part in parts:
         if part in per_cell:
@@ -300,11 +327,16 @@ def format_table(rows) -> str:
 
 
 def main(argv=None) -> int:
-    ap = OneLineParser(prog="python -m minirnn.gradcheck",
-                                 description="Check every backward pass against central differences in float64.")
-    ap.add_argument("--cell", default="all",
-                    help="rnn, lstm, gru, all (default), or your own cell as module:Class")
-    ap.add_argument("--tol", type=float, default=TOLERANCE, help="largest relative error that passes (default 1e-7)")
+    ap = OneLineParser(
+        prog="python -m minirnn.gradcheck",
+        description="Check every backward pass against central differences in float64.",
+    )
+    ap.add_argument(
+        "--cell", default="all", help="rnn, lstm, gru, all (default), or your own cell as module:Class"
+    )
+    ap.add_argument(
+        "--tol", type=float, default=TOLERANCE, help="largest relative error that passes (default 1e-7)"
+    )
     ap.add_argument("--seed", type=int, default=0, help="random seed for the test data")
     add_backend_flag(ap)
     args = ap.parse_args(argv)
@@ -320,8 +352,10 @@ def main(argv=None) -> int:
         return 2
     print(format_table(rows))
     failed = [r for r in rows if not r.passed]
-    print(f"\n{len(rows) - len(failed)} passed, {len(failed)} failed "
-          f"(tolerance {args.tol:g}, float64, {time.perf_counter() - start:.1f} s)")
+    print(
+        f"\n{len(rows) - len(failed)} passed, {len(failed)} failed "
+        f"(tolerance {args.tol:g}, float64, {time.perf_counter() - start:.1f} s)"
+    )
     return 1 if failed else 0
 
 

@@ -11,6 +11,7 @@ and PASS, FAIL or TODO, with a hint where the mistake is a known one. The
 exit status is 0 only if every row passes (1 otherwise, 2 for bad input).
 docs/teaching.md explains it all; minirnn/grading/ holds the checks.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -32,17 +33,24 @@ def one_blas_thread():
 
 
 def main(argv=None) -> int:
-    ap = OneLineParser(prog="python -m minirnn.grade",
-                       description="Grade an exercise of lessons/exercises, or write the student versions.")
-    ap.add_argument("file", nargs="?",
-                    help="the student's exercise file to grade (it is imported: its code runs)")
+    ap = OneLineParser(
+        prog="python -m minirnn.grade",
+        description="Grade an exercise of lessons/exercises, or write the student versions.",
+    )
+    ap.add_argument(
+        "file", nargs="?", help="the student's exercise file to grade (it is imported: its code runs)"
+    )
     ap.add_argument("--only", metavar="NAME", help="grade only this function of the file")
-    ap.add_argument("--make-student", metavar="DIR",
-                    help="write the student versions of the exercises into DIR")
-    ap.add_argument("--source", metavar="DIR", default=str(SOURCE),
-                    help="the teacher's exercises, with solutions (default: lessons/exercises here)")
-    ap.add_argument("--force", action="store_true",
-                    help="with --make-student: replace files already in DIR")
+    ap.add_argument(
+        "--make-student", metavar="DIR", help="write the student versions of the exercises into DIR"
+    )
+    ap.add_argument(
+        "--source",
+        metavar="DIR",
+        default=str(SOURCE),
+        help="the teacher's exercises, with solutions (default: lessons/exercises here)",
+    )
+    ap.add_argument("--force", action="store_true", help="with --make-student: replace files already in DIR")
     args = ap.parse_args(argv)
     if (args.file is None) == (args.make_student is None):
         ap.error("give a FILE to grade or --make-student DIR, not both")
@@ -60,8 +68,10 @@ def main(argv=None) -> int:
     print(f"{name} ({args.file})\n")
     print(format_rows(rows))
     counts = {s: sum(r.status == s for r in rows) for s in ("PASS", "FAIL", "TODO")}
-    print(f"\n{counts['PASS']} passed, {counts['FAIL']} failed, {counts['TODO']} to do "
-          f"({time.perf_counter() - start:.1f} s)")
+    print(
+        f"\n{counts['PASS']} passed, {counts['FAIL']} failed, {counts['TODO']} to do "
+        f"({time.perf_counter() - start:.1f} s)"
+    )
     return 0 if counts["PASS"] == len(rows) else 1
 
 

@@ -2,6 +2,7 @@
 
 They return NumPy arrays; the model casts and moves them to its backend once.
 """
+
 from __future__ import annotations
 
 import numpy

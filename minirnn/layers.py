@@ -5,6 +5,7 @@ Each forward returns what its backward needs (the cache); each backward adds
 parameter gradients into ``grads`` and returns the gradient of its input.
 Derivations: docs/derivations.md.
 """
+
 from __future__ import annotations
 
 from .backend import array_module

@@ -24,6 +24,7 @@ The lessons (lessons/*.py) run two ways, and this module makes both work from an
 BLAS is limited to one thread: the lessons' matrices are small, threads cost more than
 they save, and on a busy machine they can make a step 50 times slower.
 """
+
 from __future__ import annotations
 
 import os

@@ -25,6 +25,7 @@ If you set glibc's own variables (``MALLOC_TRIM_THRESHOLD_``,
 ``MALLOC_MMAP_THRESHOLD_``, ..., or ``glibc.malloc.*`` in ``GLIBC_TUNABLES``)
 they are left as you set them.
 """
+
 from __future__ import annotations
 
 import ctypes

@@ -23,6 +23,7 @@ decided here, not by the model or the cells.
 threadpoolctl (a small library from the scikit-learn project) sets the number
 of BLAS threads while the shards run, whichever BLAS NumPy was built with.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -82,6 +83,7 @@ class _Pool:
         if cls._blas is None:
             try:
                 from threadpoolctl import ThreadpoolController
+
                 cls._blas = ThreadpoolController()
             except ImportError:
                 cls._blas = False
@@ -132,8 +134,9 @@ class DataParallel:
             return 1
         return shard_count(N, self.threads, self.min_rows)
 
-    def loss_and_grads(self, x, y, state=None, lengths=None, dropout_seed=None, shards=None, *,
-                       drops=None, count=None):
+    def loss_and_grads(
+        self, x, y, state=None, lengths=None, dropout_seed=None, shards=None, *, drops=None, count=None
+    ):
         """x, y (N, T) ids; the rest as ``CharRNN.loss_and_grads``. shards: how many (default
         :meth:`shards`). Returns loss (0-d), logits (T, N, V) and the final state.
 

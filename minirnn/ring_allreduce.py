@@ -17,6 +17,7 @@ twice the vector, however many ranks there are. That is why rings scale (docs/di
 Run, it checks the ring against MPI's Allreduce on a random vector per rank, and rank 0 writes
 the ranks, the length, the numbers sent and the largest relative difference as JSON to OUT.
 """
+
 import json
 import sys
 
@@ -29,13 +30,13 @@ def ring_allreduce(comm, x):
     P, r = comm.Get_size(), comm.Get_rank()
     right, left = (r + 1) % P, (r - 1) % P
     edges = [len(x) * k // P for k in range(P + 1)]
-    chunk = [x[edges[k]:edges[k + 1]] for k in range(P)]  # views: writing into them writes into x
+    chunk = [x[edges[k] : edges[k + 1]] for k in range(P)]  # views: writing into them writes into x
     inbox = numpy.empty(edges[1] - edges[0] + 1, x.dtype)  # the largest chunk
     sent = 0
     for s in range(P - 1):  # reduce-scatter
         out, into = chunk[(r - s) % P], chunk[(r - s - 1) % P]
-        comm.Sendrecv(out, dest=right, recvbuf=inbox[:len(into)], source=left)
-        into += inbox[:len(into)]
+        comm.Sendrecv(out, dest=right, recvbuf=inbox[: len(into)], source=left)
+        into += inbox[: len(into)]
         sent += len(out)
     for s in range(P - 1):  # allgather
         out, into = chunk[(r + 1 - s) % P], chunk[(r - s) % P]

@@ -22,6 +22,7 @@ a two-layer :class:`~minirnn.model.CharRNN`, and the two models can share one
 parameter dict (tests/test_appendix.py checks they give the same loss and
 gradients).
 """
+
 from __future__ import annotations
 
 import numpy
@@ -82,8 +83,9 @@ class StackedCell(Cell):
             ds = list(dstate[self._slices[i]])
             if dx is not None:
                 ds[0] = ds[0] + dx  # h_t of layer i is read by layer i+1 and carried to step t+1
-            dx, ds_prev = self.cells[i].step_backward(sub_tree(p, f"l{i}."), tuple(ds), cache[i],
-                                                      sub_tree(grads, f"l{i}."))
+            dx, ds_prev = self.cells[i].step_backward(
+                sub_tree(p, f"l{i}."), tuple(ds), cache[i], sub_tree(grads, f"l{i}.")
+            )
             dprev[self._slices[i]] = ds_prev
         return dx, tuple(dprev)
 
@@ -160,8 +162,9 @@ def decoded_lm_loss(cell: DenseDecoderCell, p: dict, x, y, vocab_size: int, stat
     state0 = cell.zero_state(xp, N, H, dtype) if state0 is None else state0
     logits, final, ccache = cell.forward(p, inp, state0, mask)  # the outputs are the logits  (T, N, V)
     targets = xp.ascontiguousarray(y.T).reshape(T * N)
-    loss, lcache = sequence_cross_entropy(logits.reshape(T * N, V), targets,
-                                          None if mask is None else mask.reshape(T * N))
+    loss, lcache = sequence_cross_entropy(
+        logits.reshape(T * N, V), targets, None if mask is None else mask.reshape(T * N)
+    )
     return loss, logits, final, (ccache, lcache, (T, N, V))
 
 

@@ -1,4 +1,5 @@
 """The benchmark command runs (tiny sizes here: speed is measured by the command, not in tests)."""
+
 import subprocess
 import sys
 
@@ -13,9 +14,29 @@ def test_gemm_count_matches_the_pytorch_reference():
 
 
 def test_bench_runs_on_a_tiny_configuration():
-    cmd = [sys.executable, "-m", "minirnn.bench", "--no-torch", "--batch-size", "4", "--seq-length", "5",
-           "--hidden-size", "8", "--steps", "2", "--warmup", "1", "--sample-chars", "20", "--sample-reps", "1",
-           "--cell", "gru", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "minirnn.bench",
+        "--no-torch",
+        "--batch-size",
+        "4",
+        "--seq-length",
+        "5",
+        "--hidden-size",
+        "8",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--sample-chars",
+        "20",
+        "--sample-reps",
+        "1",
+        "--cell",
+        "gru",
+        "--json",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "training step" in proc.stdout and "sampling 20 chars" in proc.stdout
@@ -23,8 +44,26 @@ def test_bench_runs_on_a_tiny_configuration():
 
 
 def test_bench_runs_minirnn_in_shards_when_asked():
-    cmd = [sys.executable, "-m", "minirnn.bench", "--no-torch", "--batch-size", "4", "--seq-length", "5",
-           "--hidden-size", "8", "--steps", "2", "--warmup", "1", "--sample-chars", "0", "--shards", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "minirnn.bench",
+        "--no-torch",
+        "--batch-size",
+        "4",
+        "--seq-length",
+        "5",
+        "--hidden-size",
+        "8",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--sample-chars",
+        "0",
+        "--shards",
+        "2",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "2 shard(s) of about 2 rows" in proc.stdout
@@ -38,7 +77,9 @@ def test_memory_is_measured_with_the_allocator_setting_of_the_run():
 
 @pytest.mark.parametrize("flag", [["--batch-size", "0"], ["--threads", "0"], ["--shards", "-1"]])
 def test_bench_refuses_bad_sizes_in_one_line(flag):
-    proc = subprocess.run([sys.executable, "-m", "minirnn.bench", *flag], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "minirnn.bench", *flag], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
 

@@ -1,14 +1,15 @@
 """The cells: gradient checks in float64, the fast sequence path against the plain step loop,
 a naive per-gate forward against the fused one, masks, and state carried across windows."""
+
 import numpy
 import pytest
 
 from minirnn import gradcheck
 from minirnn.backend import get_backend
 from minirnn.cell import Cell, onehot
-from minirnn.projected import InputProjection
 from minirnn.gradcheck import numerical_gradient, rel_error
 from minirnn.model import make_cell
+from minirnn.projected import InputProjection
 
 CELLS = ["rnn", "lstm", "gru"]
 N, T, D, H = 2, 3, 4, 5  # tiny, but several time steps
@@ -64,12 +65,16 @@ def test_fast_sequence_path_equals_step_loop(cell_name, lengths):
     step functions. Both must give the same numbers, with and without a mask."""
     be = get_backend("numpy", "float64")
     cell, rng, p, x, state0 = _setup(cell_name, be)
-    mask = None if lengths is None else (numpy.arange(T)[:, None] < numpy.array(lengths)[None, :]).astype(float)
+    mask = (
+        None if lengths is None else (numpy.arange(T)[:, None] < numpy.array(lengths)[None, :]).astype(float)
+    )
     dhs = rng.normal(size=(T, N, H))
     dsT = tuple(rng.normal(size=(N, H)) for _ in cell.state_names)
     results = []
-    for fwd, bwd in ((cell.forward, cell.backward),
-                     (lambda *a: Cell.forward(cell, *a), lambda *a: Cell.backward(cell, *a))):
+    for fwd, bwd in (
+        (cell.forward, cell.backward),
+        (lambda *a: Cell.forward(cell, *a), lambda *a: Cell.backward(cell, *a)),
+    ):
         hs, sT, cache = fwd(p, x, state0, mask)
         grads = _zeros_like(be, p)
         dx, ds0 = bwd(p, dhs, dsT, cache, grads)
@@ -110,8 +115,10 @@ def test_lstm_fused_forward_equals_naive_per_gate():
     be = get_backend("numpy", "float64")
     cell, rng, p, x, (h, c) = _setup("lstm", be)
     hs, (hT, cT), _ = cell.forward(p, x, (h, c))
-    W = {g: (p["Wx"][:, k * H:(k + 1) * H], p["Wh"][:, k * H:(k + 1) * H], p["b"][k * H:(k + 1) * H])
-         for k, g in enumerate("ifog")}
+    W = {
+        g: (p["Wx"][:, k * H : (k + 1) * H], p["Wh"][:, k * H : (k + 1) * H], p["b"][k * H : (k + 1) * H])
+        for k, g in enumerate("ifog")
+    }
     for t in range(T):
         i = _sig(x[t] @ W["i"][0] + h @ W["i"][1] + W["i"][2])
         f = _sig(x[t] @ W["f"][0] + h @ W["f"][1] + W["f"][2])
@@ -165,7 +172,9 @@ def test_masked_positions_keep_state_output_zero_and_pass_no_gradient(cell_name)
     hs2, sT2, _ = cell.forward(p, x2, state0, mask)
     numpy.testing.assert_allclose(hs2, hs, atol=0)
     grads = _zeros_like(be, p)
-    dx, _ = cell.backward(p, rng.normal(size=hs.shape), tuple(rng.normal(size=(N, H)) for _ in sT), cache, grads)
+    dx, _ = cell.backward(
+        p, rng.normal(size=hs.shape), tuple(rng.normal(size=(N, H)) for _ in sT), cache, grads
+    )
     assert numpy.all(dx[1:, 1] == 0)
 
 
@@ -223,15 +232,17 @@ def test_matches_pytorch(cell_name):
     net = (torch.nn.LSTM if cell_name == "lstm" else torch.nn.GRU)(D, H).double()
     # PyTorch's gate order is i, f, g, o (LSTM) and r, z, n (GRU); ours is i, f, o, g and r, z, n.
     order = [0, 1, 3, 2] if cell_name == "lstm" else [0, 1, 2]
+
     def blocks(a):
-        return numpy.concatenate([a[..., k * H:(k + 1) * H] for k in order], axis=-1)
+        return numpy.concatenate([a[..., k * H : (k + 1) * H] for k in order], axis=-1)
+
     with torch.no_grad():
         net.weight_ih_l0.copy_(torch.tensor(blocks(p["Wx"]).T))
         net.weight_hh_l0.copy_(torch.tensor(blocks(p["Wh"]).T))
         net.bias_ih_l0.copy_(torch.tensor(blocks(p["b"])))
         b_hh = numpy.zeros(G * H)
         if cell_name == "gru":
-            b_hh[2 * H:] = p["bhn"]
+            b_hh[2 * H :] = p["bhn"]
         net.bias_hh_l0.copy_(torch.tensor(b_hh))
     xt = torch.tensor(x, requires_grad=True)
     s0 = [torch.tensor(s[None], requires_grad=True) for s in state0]

@@ -1,4 +1,5 @@
 """The flags every command shares are defined once (minirnn/cli.py) and behave the same everywhere."""
+
 import importlib
 
 import pytest

@@ -1,6 +1,7 @@
 """The pages in docs/ render on GitHub as written: displays that span lines are ```math fences (a `$$`
 block broken over lines inside a paragraph can be read as emphasis), and no spacing command was lost
 from a formula (`dY  W^\\top` with two spaces once rendered as "dYW⊤")."""
+
 import re
 from pathlib import Path
 
@@ -27,6 +28,10 @@ def test_every_dollar_display_opens_and_closes_on_one_line(page):
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
 def test_no_formula_has_two_spaces_where_a_thin_space_was(page):
-    lost = [(n, m.group(0)) for n, line in prose_lines(page)
-            for m in re.finditer(r"\$[^$]+\$", line) if "  " in m.group(0)]
+    lost = [
+        (n, m.group(0))
+        for n, line in prose_lines(page)
+        for m in re.finditer(r"\$[^$]+\$", line)
+        if "  " in m.group(0)
+    ]
     assert lost == [], f"{page.name}: write \\, for a thin space: {lost}"

@@ -1,6 +1,7 @@
 """The exercises and their grader (python -m minirnn.grade): every solution passes, every
 student version is all TODO, every hint is triggered by a wrong version, and the handout
 opens as notebooks that run to their first TODO."""
+
 import os
 import re
 import subprocess
@@ -21,8 +22,12 @@ NAMES = sorted(EXERCISES)
 
 
 def env():
-    return dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-                OPENBLAS_NUM_THREADS="1", MINIRNN_QUICK="1")
+    return dict(
+        os.environ,
+        PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        OPENBLAS_NUM_THREADS="1",
+        MINIRNN_QUICK="1",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -56,11 +61,21 @@ def test_every_student_version_is_todo_and_exits_1(name, handout, capsys):
 
 
 def test_the_command_line_grades_a_solution_and_a_handout(handout):
-    ok = subprocess.run([sys.executable, "-m", "minirnn.grade", str(SOURCE / "02_rnn_step.py")],
-                        env=env(), capture_output=True, text=True, timeout=120)
+    ok = subprocess.run(
+        [sys.executable, "-m", "minirnn.grade", str(SOURCE / "02_rnn_step.py")],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert ok.returncode == 0 and "2 passed, 0 failed, 0 to do" in ok.stdout, ok.stdout + ok.stderr
-    todo = subprocess.run([sys.executable, "-m", "minirnn.grade", str(handout / "04_lstm_step.py")],
-                          env=env(), capture_output=True, text=True, timeout=120)
+    todo = subprocess.run(
+        [sys.executable, "-m", "minirnn.grade", str(handout / "04_lstm_step.py")],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert todo.returncode == 1 and "0 passed, 0 failed, 2 to do" in todo.stdout
     assert "Traceback" not in todo.stdout + todo.stderr
 
@@ -75,8 +90,9 @@ def wrong_file(tmp_path, name, replacements):
     return path
 
 
-@pytest.mark.parametrize("name, function, hint, replacements", MISTAKES,
-                         ids=[f"{m[0][:2]}-{m[1]}-{m[2]}" for m in MISTAKES])
+@pytest.mark.parametrize(
+    "name, function, hint, replacements", MISTAKES, ids=[f"{m[0][:2]}-{m[1]}-{m[2]}" for m in MISTAKES]
+)
 def test_each_hint_is_given_for_its_mistake(tmp_path, name, function, hint, replacements):
     _, (row,) = grade_file(wrong_file(tmp_path, name, replacements), only=function)
     assert row.status == "FAIL" and hint in row.hints, core.format_rows([row])
@@ -108,13 +124,16 @@ def test_a_file_that_does_not_import_is_one_failed_row(tmp_path, capsys):
     assert "SyntaxError" in out and "Traceback" not in out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["/no/such/file.py"], "no such file"),
-    (["README.md"], "not a Python file"),
-    (["lessons/exercises/02_rnn_step.py", "--only", "lstm_step_forward"], "--only lstm_step_forward"),
-    (["tests/__init__.py"], "defines none of the exercises' functions"),
-    ([], "give a FILE to grade or --make-student DIR"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["/no/such/file.py"], "no such file"),
+        (["README.md"], "not a Python file"),
+        (["lessons/exercises/02_rnn_step.py", "--only", "lstm_step_forward"], "--only lstm_step_forward"),
+        (["tests/__init__.py"], "defines none of the exercises' functions"),
+        ([], "give a FILE to grade or --make-student DIR"),
+    ],
+)
 def test_bad_input_is_one_line_and_status_2(args, message, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     try:
@@ -159,8 +178,11 @@ def test_make_student_refuses_to_overwrite_and_to_convert_a_broken_source(tmp_pa
 def test_a_solution_region_becomes_one_todo_line_at_its_indentation():
     text = "def f(x):\n    ### BEGIN SOLUTION  double it\n    y = 2 * x\n    return y\n    ### END SOLUTION\n"
     assert student_version(text) == 'def f(x):\n    raise NotImplementedError("TODO: double it")\n'
-    for bad in ("### END SOLUTION\n", "def f():\n    ### BEGIN SOLUTION\n    ### BEGIN SOLUTION\n",
-                "### BEGIN SOLUTION\nx = 1\n### END SOLUTION\n"):
+    for bad in (
+        "### END SOLUTION\n",
+        "def f():\n    ### BEGIN SOLUTION\n    ### BEGIN SOLUTION\n",
+        "### BEGIN SOLUTION\nx = 1\n### END SOLUTION\n",
+    ):
         with pytest.raises(HandoutError):
             student_version(bad)
 
@@ -172,22 +194,30 @@ def test_student_notebooks_run_to_their_first_todo(name, handout, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", env()["PYTHONPATH"])
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
     nb = jupytext.read(handout / f"{name}.py")
-    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
-                                     resources={"metadata": {"path": str(handout)}})
+    client = nbclient.NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(handout)}}
+    )
     with pytest.raises(nbclient.exceptions.CellExecutionError) as info:
         client.execute()
     assert info.value.ename == "NotImplementedError" and "TODO: " in info.value.evalue
     code = [c for c in nb.cells if c.cell_type == "code"]
-    failed = next(k for k, c in enumerate(code)
-                  if any(o.get("output_type") == "error" for o in c.get("outputs", [])))
-    assert all(c.get("execution_count") for c in code[:failed + 1])  # every cell up to the TODO ran
+    failed = next(
+        k for k, c in enumerate(code) if any(o.get("output_type") == "error" for o in c.get("outputs", []))
+    )
+    assert all(c.get("execution_count") for c in code[: failed + 1])  # every cell up to the TODO ran
     assert "__main__" in code[failed].source  # the first "try it" cell, not a definition
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_solutions_run_top_to_bottom_as_scripts(name, tmp_path):
-    proc = subprocess.run([sys.executable, str(SOURCE / f"{name}.py")], cwd=tmp_path, env=env(),
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(SOURCE / f"{name}.py")],
+        cwd=tmp_path,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
 
 
@@ -225,8 +255,11 @@ def test_the_adam_variant_without_a_mistake_is_minirnns(rng):
 
 
 def test_an_endless_loop_is_a_failed_row_not_a_hang(tmp_path):
-    path = wrong_file(tmp_path, "02_rnn_step", [("    h = np.tanh(x @ Wx + h_prev @ Wh + b)  # (N, H)\n",
-                                                 "    while True:\n        pass\n")])
+    path = wrong_file(
+        tmp_path,
+        "02_rnn_step",
+        [("    h = np.tanh(x @ Wx + h_prev @ Wh + b)  # (N, H)\n", "    while True:\n        pass\n")],
+    )
     module, _ = load(path)
     row = core.grade(EXERCISES["02_rnn_step"][0], core.Student(module, path), seconds=0.5)
     assert row.status == "FAIL" and "rnn_step_forward still running after 0.5 s (line" in row.notes[-1]
@@ -239,8 +272,14 @@ def anchors(page: Path) -> set:
 
 
 def test_every_link_into_docs_names_a_page_and_heading_that_exist():
-    texts = [p.read_text() for p in [*SOURCE.glob("*.py"), *(ROOT / "minirnn" / "grading").glob("*.py"),
-                                     ROOT / "docs" / "teaching.md"]]
+    texts = [
+        p.read_text()
+        for p in [
+            *SOURCE.glob("*.py"),
+            *(ROOT / "minirnn" / "grading").glob("*.py"),
+            ROOT / "docs" / "teaching.md",
+        ]
+    ]
     links = {m.groups() for text in texts for m in re.finditer(r"(\w+\.md)(?:#([\w-]+))?", text)}
     assert len(links) > 10
     for page, anchor in links:

@@ -1,6 +1,7 @@
 """Every lesson runs, top to bottom, in its quick mode: as a notebook in a real Jupyter kernel, from a
 folder that is not lessons/, with its figures inline; and as a plain script. And minirnn.visualize (the
 picture the lessons use) works and fails with one line."""
+
 import importlib.util
 import json
 import os
@@ -101,8 +102,13 @@ def test_lesson_runs_as_a_script(lesson, monkeypatch, tmp_path):
     PNG, and a cell class looked up in __main__."""
     quick_env(monkeypatch, tmp_path)
     monkeypatch.setenv("MINIRNN_FIGURES", str(tmp_path / "figures"))  # not into the checkout
-    proc = subprocess.run([sys.executable, str(LESSONS / f"{lesson}.py")], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(LESSONS / f"{lesson}.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, f"{lesson} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
     folder = tmp_path / "figures" / lesson
     assert str(folder) in proc.stdout  # the lesson says where its figures go
@@ -144,10 +150,28 @@ def test_trace_confidence_is_the_models_probability_of_the_next_character(run_di
 def test_cli_writes_a_self_contained_page_and_a_png(run_dir, tmp_path):
     out, png = tmp_path / "page.html", tmp_path / "page.png"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-m", "minirnn.visualize", "--checkpoint", str(run_dir),
-                           "--text", "To be, or not to be", "--unit", "3",
-                           "--out", str(out), "--png", str(png)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "minirnn.visualize",
+            "--checkpoint",
+            str(run_dir),
+            "--text",
+            "To be, or not to be",
+            "--unit",
+            "3",
+            "--out",
+            str(out),
+            "--png",
+            str(png),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     page = out.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and "Unit 3" in page
@@ -162,14 +186,17 @@ def test_cli_default_text_and_cell_state(run_dir, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--text", "To bé"], "vocabulary lacks: 'é'"),
-    (["--text", "To be", "--unit", "12"], "--unit 12 does not exist"),
-    (["--text", "To be", "--layer", "1"], "--layer 1 does not exist"),
-    (["--text", ""], "the text is empty"),
-    (["--text", "To be", "--max-chars", "0"], "--max-chars"),
-    (["--text-file", "/no/such/file.txt"], "no such file"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--text", "To bé"], "vocabulary lacks: 'é'"),
+        (["--text", "To be", "--unit", "12"], "--unit 12 does not exist"),
+        (["--text", "To be", "--layer", "1"], "--layer 1 does not exist"),
+        (["--text", ""], "the text is empty"),
+        (["--text", "To be", "--max-chars", "0"], "--max-chars"),
+        (["--text-file", "/no/such/file.txt"], "no such file"),
+    ],
+)
 def test_cli_bad_input_is_one_line_and_status_2(run_dir, capsys, args, message):
     assert main(["--checkpoint", str(run_dir), *args]) == 2
     err = capsys.readouterr().err
@@ -179,8 +206,14 @@ def test_cli_bad_input_is_one_line_and_status_2(run_dir, capsys, args, message):
 def test_cli_bad_checkpoint_and_bad_flag(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     for args in (["--checkpoint", str(tmp_path / "nothing")], ["--checkpoint", str(tmp_path), "--unit", "x"]):
-        proc = subprocess.run([sys.executable, "-m", "minirnn.visualize", *args], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "minirnn.visualize", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 2
         assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
 

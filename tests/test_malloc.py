@@ -1,6 +1,7 @@
 """minirnn.malloc: the commands keep freed memory for the next step instead of faulting in
 fresh pages; importing minirnn leaves the allocator alone. Each case runs in a fresh process,
 since the allocator's settings belong to the whole process."""
+
 import importlib
 import os
 import platform
@@ -41,8 +42,9 @@ CHURN = textwrap.dedent("""
 
 def churn(**env):
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
-    out = subprocess.run([sys.executable, "-c", CHURN], env={**environ, **env}, capture_output=True, text=True,
-                         check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", CHURN], env={**environ, **env}, capture_output=True, text=True, check=True
+    ).stdout.split()
     return out[0] == "True", int(out[1]), int(out[2])
 
 
@@ -57,8 +59,9 @@ def test_freed_memory_is_reused_without_page_faults():
 
 
 @needs_glibc
-@pytest.mark.parametrize("env", [{"MALLOC_TRIM_THRESHOLD_": "131072"},
-                                 {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=131072"}])
+@pytest.mark.parametrize(
+    "env", [{"MALLOC_TRIM_THRESHOLD_": "131072"}, {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=131072"}]
+)
 def test_glibc_settings_the_user_made_are_left_alone(env):
     applied, before, after = churn(**env)
     assert not applied and after >= before / 2  # glibc hands the memory back as before
@@ -72,8 +75,10 @@ def test_without_glibc_nothing_is_changed(monkeypatch):
 
 
 def test_importing_minirnn_leaves_the_allocator_alone():
-    code = ("import minirnn.model, minirnn.train, minirnn.sample, minirnn.bench, minirnn.malloc as m; "
-            "print(m._applied)")
+    code = (
+        "import minirnn.model, minirnn.train, minirnn.sample, minirnn.bench, minirnn.malloc as m; "
+        "print(m._applied)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "None"
 
@@ -86,12 +91,15 @@ def stop(*args, **kwargs):
     raise Stop
 
 
-@pytest.mark.parametrize("command, work, argv, keeps", [
-    ("train", "train", [], True),
-    ("gapfill", "compare", [], True),
-    ("bench", "make_data", ["--no-torch"], True),
-    ("bench", "make_data", ["--no-torch", "--system-malloc"], False),  # to measure what it buys
-])
+@pytest.mark.parametrize(
+    "command, work, argv, keeps",
+    [
+        ("train", "train", [], True),
+        ("gapfill", "compare", [], True),
+        ("bench", "make_data", ["--no-torch"], True),
+        ("bench", "make_data", ["--no-torch", "--system-malloc"], False),  # to measure what it buys
+    ],
+)
 def test_the_commands_keep_freed_memory(command, work, argv, keeps, monkeypatch):
     module = importlib.import_module(f"minirnn.{command}")
     calls = []

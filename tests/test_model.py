@@ -1,4 +1,5 @@
 """The language model: parameter counts, named parameters, dropout, and overfitting one batch."""
+
 import numpy
 import pytest
 
@@ -19,8 +20,11 @@ def test_parameter_counts_match_the_tutorial():
 
 def test_params_and_grads_share_names_and_live_in_one_buffer():
     m = CharRNN(ModelConfig(10, 6, 2, "gru"))
-    assert list(m.params) == list(m.grads) == [
-        "l0.Wx", "l0.Wh", "l0.b", "l0.bhn", "l1.Wx", "l1.Wh", "l1.b", "l1.bhn", "dec.W", "dec.b"]
+    assert (
+        list(m.params)
+        == list(m.grads)
+        == ["l0.Wx", "l0.Wh", "l0.b", "l0.bhn", "l1.Wx", "l1.Wh", "l1.b", "l1.bhn", "dec.W", "dec.b"]
+    )
     assert m.params["l0.Wx"].shape == (10, 18) and m.params["dec.W"].shape == (6, 10)
     for name in m.params:  # views, not copies
         assert m.params[name].base is m.flat and m.grads[name].base is m.grad_flat
@@ -88,8 +92,13 @@ def test_overfits_one_small_batch(cell):
 
 
 def test_bad_configs_are_refused_with_one_line():
-    for bad in (ModelConfig(1), ModelConfig(5, 0), ModelConfig(5, dropout=1.0), ModelConfig(5, cell="transformer"),
-                ModelConfig(5, cell="no.such.module:Cell")):
+    for bad in (
+        ModelConfig(1),
+        ModelConfig(5, 0),
+        ModelConfig(5, dropout=1.0),
+        ModelConfig(5, cell="transformer"),
+        ModelConfig(5, cell="no.such.module:Cell"),
+    ):
         with pytest.raises(ConfigError) as err:
             CharRNN(bad)
         assert "\n" not in str(err.value)

@@ -1,4 +1,5 @@
 """Adam, SGD and clipping by global norm, against their equations."""
+
 import math
 
 import numpy
@@ -21,8 +22,8 @@ def test_adam_matches_the_paper_step_by_step():
         opt.step({"w": g})
         m = 0.9 * m + 0.1 * g
         v = 0.999 * v + 0.001 * g * g
-        m_hat, v_hat = m / (1 - 0.9 ** t), v / (1 - 0.999 ** t)
-        eps_paper = 1e-8 / math.sqrt(1 - 0.999 ** t)
+        m_hat, v_hat = m / (1 - 0.9**t), v / (1 - 0.999**t)
+        eps_paper = 1e-8 / math.sqrt(1 - 0.999**t)
         ref = ref - 0.1 * m_hat / (numpy.sqrt(v_hat) + eps_paper)
         numpy.testing.assert_allclose(params["w"], ref, rtol=1e-12)
     assert opt.t == 5

@@ -3,6 +3,7 @@ unpacked, a wheel that has the flags page `--help` points at, and an editable in
 
 Everything is built offline, with this environment's setuptools (the test extra asks for it), from a copy of
 the source tree. One build serves every test in this file (about 5 s)."""
+
 import os
 import re
 import shutil
@@ -16,12 +17,31 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # what is never part of a release: version control, build output, runs, caches
-NOT_SOURCE = shutil.ignore_patterns(".git", "*.egg-info", "build", "dist", "__pycache__", "*.py[cod]",
-                                   ".pytest_cache", "runs", "figures", ".venv", "venv", "out", ".whl", ".gl")
+NOT_SOURCE = shutil.ignore_patterns(
+    ".git",
+    "*.egg-info",
+    "build",
+    "dist",
+    "__pycache__",
+    "*.py[cod]",
+    ".pytest_cache",
+    "runs",
+    "figures",
+    ".venv",
+    "venv",
+    "out",
+    ".whl",
+    ".gl",
+)
 # the tests that run from the unpacked sdist: quick ones that need tests/__init__.py, conftest.py and the
 # strict stand-in (strict_xp.py), which is what an sdist without them broke
-SDIST_TESTS = ["tests/test_backend.py", "tests/test_data.py", "tests/test_optim.py", "tests/test_cli.py",
-               "tests/test_visualize_page.py"]
+SDIST_TESTS = [
+    "tests/test_backend.py",
+    "tests/test_data.py",
+    "tests/test_optim.py",
+    "tests/test_cli.py",
+    "tests/test_visualize_page.py",
+]
 
 
 def setuptools_version():
@@ -33,8 +53,9 @@ def setuptools_version():
 
 
 def run(args, cwd, **env):
-    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=300, check=False,
-                          env={**os.environ, **env})
+    proc = subprocess.run(
+        args, cwd=cwd, capture_output=True, text=True, timeout=300, check=False, env={**os.environ, **env}
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
@@ -61,9 +82,18 @@ def test_sdist_holds_the_docs_lessons_tests_and_licence(built):
     [sdist] = dist.glob("minirnn-*.tar.gz")
     with tarfile.open(sdist) as tar:
         names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
-    wanted = {"LICENSE", "README.md", "setup.cfg", "setup.py", "pyproject.toml", "MANIFEST.in",
-              "tests/__init__.py", "tests/conftest.py", "tests/strict_xp.py",
-              "minirnn/texts/tinyshakespeare.txt"}
+    wanted = {
+        "LICENSE",
+        "README.md",
+        "setup.cfg",
+        "setup.py",
+        "pyproject.toml",
+        "MANIFEST.in",
+        "tests/__init__.py",
+        "tests/conftest.py",
+        "tests/strict_xp.py",
+        "minirnn/texts/tinyshakespeare.txt",
+    }
     for pattern in ("docs/**/*", "lessons/*.py", "lessons/*.md", "tests/*.py", "minirnn/*.py"):
         wanted |= {str(p.relative_to(ROOT)) for p in ROOT.glob(pattern) if p.is_file()}
     assert wanted - names == set()
@@ -80,11 +110,17 @@ def test_tests_pass_from_the_unpacked_sdist(built, tmp_path):
             tar.extractall(tmp_path)
     [unpacked] = tmp_path.glob("minirnn-*")
     env = {"PYTHONPATH": str(unpacked)}
-    where = run([sys.executable, "-c", "import minirnn, tests.strict_xp; print(minirnn.__file__)"],
-                cwd=unpacked, **env).stdout.strip()
+    where = run(
+        [sys.executable, "-c", "import minirnn, tests.strict_xp; print(minirnn.__file__)"],
+        cwd=unpacked,
+        **env,
+    ).stdout.strip()
     assert Path(where).parent == unpacked / "minirnn"  # the sdist's code, not this checkout's
-    proc = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "not browser",
-                *SDIST_TESTS], cwd=unpacked, **env)
+    proc = run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "not browser", *SDIST_TESTS],
+        cwd=unpacked,
+        **env,
+    )
     assert re.search(r"\d+ passed", proc.stdout) and " failed" not in proc.stdout, proc.stdout[-2000:]
 
 
@@ -102,8 +138,11 @@ def test_wheel_has_the_flags_page_that_help_names(built, tmp_path):
 
     # run from the wheel's files alone, in a folder far from any source tree
     for command in ("train", "sample"):
-        out = run([sys.executable, "-m", f"minirnn.{command}", "--help"], cwd=tmp_path,
-                  PYTHONPATH=str(tmp_path / "site")).stdout
+        out = run(
+            [sys.executable, "-m", f"minirnn.{command}", "--help"],
+            cwd=tmp_path,
+            PYTHONPATH=str(tmp_path / "site"),
+        ).stdout
         page = Path(re.search(r"Every flag is described in (\S+)\.\s", " ".join(out.split()) + " ").group(1))
         assert page == tmp_path / "site" / "minirnn" / "docs" / "flags.md"
         assert page.read_text(encoding="utf-8") == (ROOT / "docs" / "flags.md").read_text(encoding="utf-8")

@@ -4,6 +4,7 @@ A batch split into shards must give the loss, logits, final state and gradient
 of the whole batch: each shard divides by the whole batch's count, and the
 dropout masks are drawn for the whole batch, then split.
 """
+
 import json
 
 import numpy
@@ -116,7 +117,9 @@ def test_choosing_shards_leaves_blas_threads_alone():
     if not parallel.can_shard():
         pytest.skip("threadpoolctl is not installed")
     before = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()]
-    dp = parallel.DataParallel(CharRNN(ModelConfig(5, 6, 1, "lstm"), get_backend("numpy", "float32")), threads=2)
+    dp = parallel.DataParallel(
+        CharRNN(ModelConfig(5, 6, 1, "lstm"), get_backend("numpy", "float32")), threads=2
+    )
     x = numpy.random.default_rng(1).integers(0, 5, (64, 3))
     dp.shards(64)
     dp.loss_and_grads(x, x)  # the default: 2 shards
@@ -128,12 +131,17 @@ def test_training_with_shards_matches_one_thread(tmp_path, monkeypatch):
         pytest.skip("threadpoolctl is not installed")
     calls = []
     real = parallel.run_shards
-    monkeypatch.setattr("minirnn.parallel.run_shards", lambda fn, count: calls.append(count) or real(fn, count))
+    monkeypatch.setattr(
+        "minirnn.parallel.run_shards", lambda fn, count: calls.append(count) or real(fn, count)
+    )
     runs = {}
     for threads in (1, 2):
         (tmp_path / str(threads)).mkdir()
-        run, _ = train_tiny(tmp_path / str(threads), batch_size=64, seq_length=4, max_steps=6, print_every=1,
-                            threads=threads)
-        runs[threads] = [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+        run, _ = train_tiny(
+            tmp_path / str(threads), batch_size=64, seq_length=4, max_steps=6, print_every=1, threads=threads
+        )
+        runs[threads] = [
+            json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()
+        ]
     assert calls and set(calls) == {2}  # only the 2-thread run split its batches, in two
     numpy.testing.assert_allclose(runs[2], runs[1], rtol=1e-5)

@@ -1,6 +1,7 @@
 """The visualize page as a reader sees it: colours black text can be read on, and tooltips that say the
 right character. The last tests open the page in a real headless Chromium (skipped where there is none;
 .ci/run installs Debian's `chromium`)."""
+
 import html
 import json
 import re
@@ -75,7 +76,8 @@ def hand_trace():
 EXPECTED_TITLES = (
     [f"h[1] = {a}; next most likely {n} (0.50)" for a, n in zip(ACTS, TOP_NAMED)]
     + ["no prediction for the first character"]
-    + [f"p({c}) = {p}; next most likely {n} (0.50)" for c, p, n in zip(NAMED[1:], CONFIDENCE, TOP_NAMED[1:])])
+    + [f"p({c}) = {p}; next most likely {n} (0.50)" for c, p, n in zip(NAMED[1:], CONFIDENCE, TOP_NAMED[1:])]
+)
 
 
 def test_tooltips_name_whitespace_instead_of_escaping_it():
@@ -95,11 +97,22 @@ def find_chromium():
 
 def chromium(tmp_path, *args):
     """Run headless Chromium with a fresh profile and nothing fetched from the network; return its stdout."""
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--force-color-profile=srgb", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}"]
-    proc = subprocess.run([find_chromium(), *flags, *args], check=False, capture_output=True,
-                           text=True, timeout=120)
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--force-color-profile=srgb",
+        "--hide-scrollbars",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
+    proc = subprocess.run(
+        [find_chromium(), *flags, *args], check=False, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
 
@@ -156,20 +169,22 @@ def test_browser_page_of_a_trained_model(tmp_path):
     act = re.compile(rf"h\[{unit}\] = [+-]\d\.\d{{3}}; next most likely {char} \(\d\.\d\d\)")
     conf = re.compile(rf"p\({char}\) = \d\.\d{{3}}; next most likely {char} \(\d\.\d\d\)")
     titles = [s["title"] for s in text_spans]
-    assert all(act.fullmatch(t) for t in titles[:len(text)]), titles[:len(text)]
+    assert all(act.fullmatch(t) for t in titles[: len(text)]), titles[: len(text)]
     assert titles[len(text)] == "no prediction for the first character"
-    assert all(conf.fullmatch(t) for t in titles[len(text) + 1:]), titles[len(text) + 1:]
+    assert all(conf.fullmatch(t) for t in titles[len(text) + 1 :]), titles[len(text) + 1 :]
     assert any("next most likely space" in t for t in titles)  # the case that read '\xa0'
     assert not any("\\" in t for t in titles)
 
     # contrast of what the browser drew: every character of both panels, and the keys' labels
-    ratios = [contrast(rgb(s["colour"]), rgb(s["background"]))
-              for s in spans if s["where"] in ("text", "key")]
+    ratios = [
+        contrast(rgb(s["colour"]), rgb(s["background"])) for s in spans if s["where"] in ("text", "key")
+    ]
     assert len(ratios) == 2 * len(text) + 6 and min(ratios) >= 7, min(ratios)
 
     shot = tmp_path / "screenshot.png"
     (tmp_path / "page.html").write_text(page, encoding="utf-8")
     chromium(tmp_path, f"--screenshot={shot}", "--window-size=1000,1100", (tmp_path / "page.html").as_uri())
     from matplotlib.image import imread
+
     pixels = {tuple(p) for p in numpy.round(imread(shot)[..., :3] * 255).astype(int).reshape(-1, 3)}
     assert {vis.NEGATIVE, vis.POSITIVE, vis.CONFIDENT} <= pixels

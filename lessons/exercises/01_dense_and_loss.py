@@ -42,6 +42,7 @@ M, H, V = 6, 4, 5
 # added to every row, $y$ (M, V). Return `y` and a *cache*: whatever your
 # backward pass will need (here: `x` and `W`).
 
+
 # %%
 def dense_forward(x, W, b):
     """x (M, H), W (H, V), b (V,) -> y (M, V), cache."""
@@ -68,6 +69,7 @@ if __name__ == "__main__":  # try it: the same numbers as minirnn's layer (a dif
 #
 # $$dW = x^\top dy \ \ (H, V), \qquad db = \textstyle\sum_m dy_{m,:} \ \ (V,),
 # \qquad dx = dy\, W^\top \ \ (M, H)$$
+
 
 # %%
 def dense_backward(dy, cache):
@@ -115,6 +117,7 @@ if __name__ == "__main__":
 # * compute $\log p$ stably: subtract each row's maximum before `np.exp`
 #   (the logits of a real model can be large enough to overflow);
 # * return the loss (a float) and `dlogits` (M, V).
+
 
 # %%
 def softmax_cross_entropy(logits, targets, mask=None):

@@ -32,6 +32,7 @@ N, D, H = 2, 4, 5
 # is cheapest from the output, so keep $h_t$ rather than $a_t$, and keep the
 # inputs $x_t$, $h_{t-1}$ and the weights.
 
+
 # %%
 def rnn_step_forward(x, h_prev, Wx, Wh, b):
     """x (N, D), h_prev (N, H), Wx (D, H), Wh (H, H), b (H,) -> h (N, H), cache."""
@@ -59,6 +60,7 @@ if __name__ == "__main__":  # against minirnn's RNN cell: a difference of 0 or a
 #
 # $$da = dh \odot (1 - h_t^2),\quad dx = da\,W_x^\top,\quad dh_{t-1} = da\,W_h^\top,\quad
 # dW_x = x_t^\top da,\quad dW_h = h_{t-1}^\top da,\quad db = \textstyle\sum_n da_{n,:}$$
+
 
 # %%
 def rnn_step_backward(dh, cache):

@@ -43,6 +43,7 @@ T, N, D, H = 4, 3, 2, 5
 # mask, and `p`) in your cache: the backward pass walks them in reverse.
 # With `mask=None` every position is real.
 
+
 # %%
 def rnn_forward(x, h0, p, mask=None):
     """x (T, N, D), h0 (N, H), p {"Wx", "Wh", "b"}, mask (T, N) or None -> hs (T, N, H), h_T (N, H), cache."""
@@ -63,8 +64,11 @@ def rnn_forward(x, h0, p, mask=None):
 
 # %%
 if __name__ == "__main__":  # a padded batch: lengths 4, 2 and 1. Against minirnn: errors of about 1e-16
-    p = {"Wx": 0.5 * rng.normal(size=(D, H)), "Wh": 0.5 * rng.normal(size=(H, H)),
-         "b": 0.1 * rng.normal(size=H)}
+    p = {
+        "Wx": 0.5 * rng.normal(size=(D, H)),
+        "Wh": 0.5 * rng.normal(size=(H, H)),
+        "b": 0.1 * rng.normal(size=H),
+    }
     x, h0 = rng.normal(size=(T, N, D)), rng.normal(size=(N, H))
     mask = (np.arange(T)[:, None] < np.array([4, 2, 1])[None, :]).astype(float)  # (T, N)
     hs, h_T, cache = rnn_forward(x, h0, p, mask)
@@ -85,6 +89,7 @@ if __name__ == "__main__":  # a padded batch: lengths 4, 2 and 1. Against minirn
 #   gradients into `grads` and returns `dx[t]` and `(dh_prev,)`;
 # * the state was carried past the end, so its gradient is carried back:
 #   `dh = dh_prev + (1 - m) * dh`.
+
 
 # %%
 def rnn_backward(dhs, dh_T, cache):

@@ -38,14 +38,15 @@ def sigmoid(z):
 # $\tanh(c_t)$: the derivatives need nothing else ($\sigma' = \sigma(1-\sigma)$
 # and $\tanh' = 1 - \tanh^2$ come from the gates themselves).
 
+
 # %%
 def lstm_step_forward(x, h_prev, c_prev, Wx, Wh, b):
     """x (N, D), h_prev and c_prev (N, H), Wx (D, 4H), Wh (H, 4H), b (4H,) -> h, c (N, H), cache."""
     ### BEGIN SOLUTION  the gates i, f, o, g from a = x·Wx + h_prev·Wh + b, then c and h
     H = h_prev.shape[1]
     a = x @ Wx + h_prev @ Wh + b  # (N, 4H)
-    i, f, o = sigmoid(a[:, :H]), sigmoid(a[:, H:2 * H]), sigmoid(a[:, 2 * H:3 * H])
-    g = np.tanh(a[:, 3 * H:])
+    i, f, o = sigmoid(a[:, :H]), sigmoid(a[:, H : 2 * H]), sigmoid(a[:, 2 * H : 3 * H])
+    g = np.tanh(a[:, 3 * H :])
     c = f * c_prev + i * g
     tc = np.tanh(c)
     h = o * tc
@@ -75,14 +76,17 @@ if __name__ == "__main__":  # against minirnn's LSTM: differences of about 1e-16
 #    $da_o = do \odot o(1-o)$, $da_g = dg \odot (1 - g^2)$.
 # 4. $da = [da_i, da_f, da_o, da_g]$ (N, 4H), and then the matrix products as in exercise 2.
 
+
 # %%
 def lstm_step_backward(dh, dc, cache):
     """dh, dc (N, H) -> dx (N, D), dh_prev, dc_prev (N, H), dWx (D, 4H), dWh (H, 4H), db (4H,)."""
     ### BEGIN SOLUTION  dc_t (both paths), the four gates' da, then dc_prev = dc_t ⊙ f and the products
     x, h_prev, c_prev, Wx, Wh, i, f, o, g, tc = cache
     dct = dc + dh * o * (1 - tc * tc)  # c_t reaches the loss directly and through h_t
-    da = np.concatenate([dct * g * i * (1 - i), dct * c_prev * f * (1 - f), dh * tc * o * (1 - o),
-                         dct * i * (1 - g * g)], axis=1)  # (N, 4H), gates i, f, o, g
+    da = np.concatenate(
+        [dct * g * i * (1 - i), dct * c_prev * f * (1 - f), dh * tc * o * (1 - o), dct * i * (1 - g * g)],
+        axis=1,
+    )  # (N, 4H), gates i, f, o, g
     return da @ Wx.T, da @ Wh.T, dct * f, x.T @ da, h_prev.T @ da, da.sum(axis=0)
     ### END SOLUTION
 

@@ -36,6 +36,7 @@ def sigmoid(z):
 # Keep in the cache the inputs, the weights, the gates $r, z, n$ and
 # $\hat h = a^h_n + b_{hn}$, which the backward pass needs twice.
 
+
 # %%
 def gru_step_forward(x, h_prev, Wx, Wh, b, bhn):
     """x (N, D), h_prev (N, H), Wx (D, 3H), Wh (H, 3H), b (3H,), bhn (H,) -> h (N, H), cache."""
@@ -43,9 +44,9 @@ def gru_step_forward(x, h_prev, Wx, Wh, b, bhn):
     H = h_prev.shape[1]
     ax, ah = x @ Wx + b, h_prev @ Wh  # (N, 3H) each
     r = sigmoid(ax[:, :H] + ah[:, :H])
-    z = sigmoid(ax[:, H:2 * H] + ah[:, H:2 * H])
-    hn = ah[:, 2 * H:] + bhn
-    n = np.tanh(ax[:, 2 * H:] + r * hn)
+    z = sigmoid(ax[:, H : 2 * H] + ah[:, H : 2 * H])
+    hn = ah[:, 2 * H :] + bhn
+    n = np.tanh(ax[:, 2 * H :] + r * hn)
     h = (1 - z) * n + z * h_prev
     return h, (x, h_prev, Wx, Wh, r, z, n, hn)
     ### END SOLUTION
@@ -74,6 +75,7 @@ if __name__ == "__main__":  # against minirnn's GRU: differences of about 1e-16
 # 5. $dW_x = x_t^\top da^x$, $db = \sum_n da^x$, $dW_h = h_{t-1}^\top da^h$, $db_{hn} = \sum_n d\hat h$,
 #    $dx = da^x W_x^\top$, $dh_{t-1} = dh \odot z + da^h W_h^\top$.
 
+
 # %%
 def gru_step_backward(dh, cache):
     """dh (N, H) -> dx (N, D), dh_prev (N, H), dWx (D, 3H), dWh (H, 3H), db (3H,), dbhn (H,)."""
@@ -84,8 +86,14 @@ def gru_step_backward(dh, cache):
     dar = dan * hn * r * (1 - r)  # through r, which scales ah_n + bhn
     dax = np.concatenate([dar, daz, dan], axis=1)  # (N, 3H)
     dah = np.concatenate([dar, daz, dan * r], axis=1)  # (N, 3H)
-    return (dax @ Wx.T, dh * z + dah @ Wh.T, x.T @ dax, h_prev.T @ dah, dax.sum(axis=0),
-            (dan * r).sum(axis=0))
+    return (
+        dax @ Wx.T,
+        dh * z + dah @ Wh.T,
+        x.T @ dax,
+        h_prev.T @ dah,
+        dax.sum(axis=0),
+        (dan * r).sum(axis=0),
+    )
     ### END SOLUTION
 
 

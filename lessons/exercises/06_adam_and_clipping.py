@@ -36,6 +36,7 @@ rng = np.random.default_rng(0)
 # `g = g * scale` only makes a new array. Below the limit, leave the
 # gradient as it is (scale by 1, never up).
 
+
 # %%
 def clip_by_global_norm(grads, max_norm):
     """grads: a dict of arrays, scaled in place so that their global norm is at most max_norm.
@@ -64,6 +65,7 @@ if __name__ == "__main__":  # against minirnn.optim: the same norm and the same 
 # `m` and `v` start at zero and must keep their values between steps, so
 # update them in place too (`m *= beta1; m += (1 - beta1) * g`).
 
+
 # %%
 def adam_update(p, g, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
     """One Adam step for the array p (in place), with gradient g; m and v (like p) are updated in place."""
@@ -72,7 +74,7 @@ def adam_update(p, g, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
     m += (1 - beta1) * g
     v *= beta2
     v += (1 - beta2) * g * g
-    p -= lr * np.sqrt(1 - beta2 ** t) / (1 - beta1 ** t) * m / (np.sqrt(v) + eps)
+    p -= lr * np.sqrt(1 - beta2**t) / (1 - beta1**t) * m / (np.sqrt(v) + eps)
     ### END SOLUTION
 
 

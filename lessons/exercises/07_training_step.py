@@ -54,6 +54,7 @@ QUICK = os.environ.get("MINIRNN_QUICK") == "1"  # the tests' quick mode: a short
 #
 # Start from a zero state, as `minirnn.train` does for every batch.
 
+
 # %%
 def loss_and_grads(params, x, y):
     """params: l0.Wx, l0.Wh, l0.b, dec.W, dec.b; x, y (N, T) ids -> loss (float), grads (same keys)."""
@@ -95,6 +96,7 @@ if __name__ == "__main__":  # against minirnn's CharRNN on a small batch: errors
 # Clip the gradients (the norm `clip_by_global_norm` returns is the one
 # before clipping: return it), then let the optimiser update the parameters
 # in place: `opt.step(grads)`.
+
 
 # %%
 def train_step(params, opt, x, y, max_norm):

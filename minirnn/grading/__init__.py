@@ -1,10 +1,11 @@
 """Grading the exercises of lessons/exercises/: ``python -m minirnn.grade`` (docs/teaching.md).
 
-    reference.py   every call into minirnn's own implementation (the right answers)
-    core.py        calling a student's function safely; comparing; rows and hints
-    handout.py     student versions: solution regions become TODOs
-    dense.py cells.py bptt.py optim.py training.py   the checks of each exercise, and its known mistakes
+reference.py   every call into minirnn's own implementation (the right answers)
+core.py        calling a student's function safely; comparing; rows and hints
+handout.py     student versions: solution regions become TODOs
+dense.py cells.py bptt.py optim.py training.py   the checks of each exercise, and its known mistakes
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -56,8 +57,10 @@ def exercise_of(path: Path, module) -> str:
     """Which exercise a file is: by its name if it kept it, else by the functions it defines."""
     if path.stem in EXERCISES:
         return path.stem
-    counts = {name: sum(callable(getattr(module, c.name, None)) for c in checks)
-              for name, checks in EXERCISES.items()}
+    counts = {
+        name: sum(callable(getattr(module, c.name, None)) for c in checks)
+        for name, checks in EXERCISES.items()
+    }
     best = max(counts, key=counts.get)
     if counts[best] == 0:
         names = ", ".join(c.name for checks in EXERCISES.values() for c in checks)
@@ -80,7 +83,9 @@ def grade_file(path, only: str | None = None, seed: int = 0) -> tuple[str, list[
     if only is not None:
         checks = [c for c in checks if c.name == only]
         if not checks:
-            raise GradeError(f"--only {only}: {name} has no such function "
-                             f"(it has {', '.join(c.name for c in EXERCISES[name])})")
+            raise GradeError(
+                f"--only {only}: {name} has no such function "
+                f"(it has {', '.join(c.name for c in EXERCISES[name])})"
+            )
     student = Student(module, path.resolve())
     return name, [grade(c, student, seed) for c in checks]

@@ -9,6 +9,7 @@ Past a sequence's end (mask 0) its state is carried unchanged and its output is
 zero (docs/bptt.md#masks-sequences-of-different-lengths-in-one-batch), as in
 minirnn's ``Cell.forward``, which is the reference.
 """
+
 from __future__ import annotations
 
 import numpy
@@ -24,10 +25,10 @@ HINTS = {
     "output_not_zeroed": "past a sequence's end (mask 0) its output is zero: hs[t] = m ⊙ h_new",
     "state_not_held": "past a sequence's end its state is carried unchanged: h = m ⊙ h_new + (1 - m) ⊙ h",
     "mask_leak": "gradient gets through past a sequence's end: at a padded step the step's backward gets "
-                 "m ⊙ (dhs[t] + dh), which is zero "
-                 "(docs/bptt.md#masks-sequences-of-different-lengths-in-one-batch)",
+    "m ⊙ (dhs[t] + dh), which is zero "
+    "(docs/bptt.md#masks-sequences-of-different-lengths-in-one-batch)",
     "carry_dropped": "at a padded step the state was carried unchanged, so its gradient must be carried "
-                     "back unchanged too: dh = dh_prev + (1 - m) ⊙ dh",
+    "back unchanged too: dh = dh_prev + (1 - m) ⊙ dh",
     "dh_T_ignored": "the final state reaches the loss too: start the backward walk from dh = dh_T, not zeros",
 }
 
@@ -100,8 +101,10 @@ def check_backward(s, t, rng):
             return loss_of("rnn_forward", hs, dhs) + loss_of("rnn_forward", h_T, dh_T)
 
         numeric = central_differences(loss, {"dx": x, "dh0": h0, **{f"d{k}": v for k, v in p.items()}})
-        wrong = {k: {f"{o}{case}": v for o, v in variant(p, x, h0, m, dhs, dh_T, k).items()}
-                 for k in ("mask_leak", "carry_dropped", "dh_T_ignored")}
+        wrong = {
+            k: {f"{o}{case}": v for o, v in variant(p, x, h0, m, dhs, dh_T, k).items()}
+            for k in ("mask_leak", "carry_dropped", "dh_T_ignored")
+        }
         for label in OUTPUTS:
             t.array(f"{label}{case}", got[label], want[label], wrong, numeric=numeric[label])
     *_, cache32 = s("rnn_forward", *float32([x, h0, p, mask]), returns=("hs", "h_T", "cache"))

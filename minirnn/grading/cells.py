@@ -15,6 +15,7 @@ mistakes are written out below as whole wrong steps (``*_variant``), so that a
 wrong array can be recognised; with ``mistake=None`` each variant is the right
 step (the tests check it against minirnn's).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -56,15 +57,21 @@ def rnn_variant(x, states, p, dstates, mistake=None):
     h = a if mistake == "no_tanh" else numpy.tanh(a)
     slope = {"tanh_slope_h": 1 - h, "tanh_slope_a": 1 - a * a, "no_tanh_slope": 1.0}.get(mistake, 1 - h * h)
     da = dh * slope
-    return {"h": h, "dx": da @ p["Wx"].T, "dh_prev": da @ p["Wh"].T, "dWx": x.T @ da, "dWh": h_prev.T @ da,
-            "db": da.sum(axis=0)}
+    return {
+        "h": h,
+        "dx": da @ p["Wx"].T,
+        "dh_prev": da @ p["Wh"].T,
+        "dWx": x.T @ da,
+        "dWh": h_prev.T @ da,
+        "db": da.sum(axis=0),
+    }
 
 
 def lstm_variant(x, states, p, dstates, mistake=None):
     (h_prev, c_prev), (dh, dc) = states, dstates
     a = x @ p["Wx"] + h_prev @ p["Wh"] + p["b"]
     k = H
-    blocks = [a[:, j * k:(j + 1) * k] for j in range(4)]
+    blocks = [a[:, j * k : (j + 1) * k] for j in range(4)]
     ai, af, ao, ag = (blocks[0], blocks[1], blocks[3], blocks[2]) if mistake == "gate_order" else blocks
     i, f, o, g = sigmoid(ai), sigmoid(af), sigmoid(ao), numpy.tanh(ag)
     c = f * c_prev + i * g
@@ -72,24 +79,33 @@ def lstm_variant(x, states, p, dstates, mistake=None):
     h = o * c if mistake == "h_without_tanh" else o * tc
     slope = 1 - c * c if mistake == "tanh_c_slope" else 1 - tc * tc
     dct = dc if mistake == "dc_missing_h" else dc + dh * o * slope  # directly, and through h_t
-    da = numpy.concatenate([dct * g * i * (1 - i), dct * c_prev * f * (1 - f), dh * tc * o * (1 - o),
-                            dct * i * (1 - g * g)], axis=1)
-    return {"h": h, "c": c, "dx": da @ p["Wx"].T, "dh_prev": da @ p["Wh"].T,
-            "dc_prev": dct if mistake == "dc_prev_no_f" else dct * f,
-            "dWx": x.T @ da, "dWh": h_prev.T @ da, "db": da.sum(axis=0)}
+    da = numpy.concatenate(
+        [dct * g * i * (1 - i), dct * c_prev * f * (1 - f), dh * tc * o * (1 - o), dct * i * (1 - g * g)],
+        axis=1,
+    )
+    return {
+        "h": h,
+        "c": c,
+        "dx": da @ p["Wx"].T,
+        "dh_prev": da @ p["Wh"].T,
+        "dc_prev": dct if mistake == "dc_prev_no_f" else dct * f,
+        "dWx": x.T @ da,
+        "dWh": h_prev.T @ da,
+        "db": da.sum(axis=0),
+    }
 
 
 def gru_variant(x, states, p, dstates, mistake=None):
     (h_prev,), (dh,) = states, dstates
     ax, ah = x @ p["Wx"] + p["b"], h_prev @ p["Wh"]
-    r, z = sigmoid(ax[:, :H] + ah[:, :H]), sigmoid(ax[:, H:2 * H] + ah[:, H:2 * H])
-    hn = ah[:, 2 * H:] + p["bhn"]
+    r, z = sigmoid(ax[:, :H] + ah[:, :H]), sigmoid(ax[:, H : 2 * H] + ah[:, H : 2 * H])
+    hn = ah[:, 2 * H :] + p["bhn"]
     if mistake == "reset_before":
-        n = numpy.tanh(ax[:, 2 * H:] + (r * h_prev) @ p["Wh"][:, 2 * H:] + p["bhn"])
+        n = numpy.tanh(ax[:, 2 * H :] + (r * h_prev) @ p["Wh"][:, 2 * H :] + p["bhn"])
     elif mistake == "bhn_outside":
-        n = numpy.tanh(ax[:, 2 * H:] + r * ah[:, 2 * H:] + p["bhn"])
+        n = numpy.tanh(ax[:, 2 * H :] + r * ah[:, 2 * H :] + p["bhn"])
     else:
-        n = numpy.tanh(ax[:, 2 * H:] + r * hn)
+        n = numpy.tanh(ax[:, 2 * H :] + r * hn)
     h = z * n + (1 - z) * h_prev if mistake == "z_swapped" else (1 - z) * n + z * h_prev
     dan = dh * (1 - z) * (1 - n * n)
     daz = dh * (h_prev - n) * z * (1 - z)
@@ -97,9 +113,15 @@ def gru_variant(x, states, p, dstates, mistake=None):
     dax = numpy.concatenate([dar, daz, dan], axis=1)
     dah = numpy.concatenate([dar, daz, dan * r], axis=1)
     direct = 0 if mistake == "no_direct_path" else dh * z
-    return {"h": h, "dx": dax @ p["Wx"].T, "dh_prev": direct + dah @ p["Wh"].T, "dWx": x.T @ dax,
-            "dWh": h_prev.T @ dah, "db": dax.sum(axis=0),
-            "dbhn": (dan if mistake == "dbhn_without_r" else dan * r).sum(axis=0)}
+    return {
+        "h": h,
+        "dx": dax @ p["Wx"].T,
+        "dh_prev": direct + dah @ p["Wh"].T,
+        "dWx": x.T @ dax,
+        "dWh": h_prev.T @ dah,
+        "db": dax.sum(axis=0),
+        "dbhn": (dan if mistake == "dbhn_without_r" else dan * r).sum(axis=0),
+    }
 
 
 RNN_HINTS = {
@@ -110,17 +132,17 @@ RNN_HINTS = {
 }
 LSTM_HINTS = {
     "gate_order": "minirnn's gate order is i, f, o, g (PyTorch's is i, f, g, o): "
-                  "columns 2H:3H are o and 3H:4H are g",
+    "columns 2H:3H are o and 3H:4H are g",
     "h_without_tanh": "h_t = o ⊙ tanh(c_t), not o ⊙ c_t",
     "tanh_c_slope": "through h = o ⊙ tanh(c) the slope is 1 - tanh²(c), not 1 - c²",
     "dc_missing_h": "c_t reaches the loss through h_t too: dc_t = dc + dh ⊙ o ⊙ (1 - tanh²(c_t)) "
-                    "(docs/derivations.md#lstm, step 1)",
+    "(docs/derivations.md#lstm, step 1)",
     "dc_prev_no_f": "dc_{t-1} = dc_t ⊙ f: the forget gate scales what flows back along the cell state "
-                    "(docs/derivations.md#lstm, step 2)",
+    "(docs/derivations.md#lstm, step 2)",
 }
 GRU_HINTS = {
     "reset_before": "that is the original GRU, reset before the product; minirnn's resets after: "
-                    "n = tanh(ax_n + r ⊙ (h_{t-1}·Wh_n + bhn)) (docs/derivations.md#gru)",
+    "n = tanh(ax_n + r ⊙ (h_{t-1}·Wh_n + bhn)) (docs/derivations.md#gru)",
     "bhn_outside": "bhn sits inside the product with r: n = tanh(ax_n + r ⊙ (ah_n + bhn))",
     "z_swapped": "z keeps the old state: h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}",
     "no_direct_path": "h_{t-1} also reaches h_t directly, through z ⊙ h_{t-1}: dh_prev has a term dh ⊙ z",
@@ -129,8 +151,14 @@ GRU_HINTS = {
 
 RNN = Cell("rnn", ("h",), ("Wx", "Wh", "b"), rnn_variant, RNN_HINTS, ("no_tanh",))
 LSTM = Cell("lstm", ("h", "c"), ("Wx", "Wh", "b"), lstm_variant, LSTM_HINTS, ("gate_order", "h_without_tanh"))
-GRU = Cell("gru", ("h",), ("Wx", "Wh", "b", "bhn"), gru_variant, GRU_HINTS,
-           ("reset_before", "bhn_outside", "z_swapped"))
+GRU = Cell(
+    "gru",
+    ("h",),
+    ("Wx", "Wh", "b", "bhn"),
+    gru_variant,
+    GRU_HINTS,
+    ("reset_before", "bhn_outside", "z_swapped"),
+)
 
 
 def _inputs(cell: Cell, rng):
@@ -150,14 +178,19 @@ def check_forward(cell: Cell):
         zeros = tuple(numpy.zeros_like(h) for h in states)
         want, _ = reference.step(cell.name, p, x, states, zeros)
         wrong = _wrong(cell, x, states, p, zeros, forward=True)
-        got = s(cell.forward_name(), x, *states, *(p[k] for k in cell.params),
-                returns=cell.states + ("cache",))
+        got = s(
+            cell.forward_name(), x, *states, *(p[k] for k in cell.params), returns=cell.states + ("cache",)
+        )
         for label, g, w in zip(cell.states, got, want):
             t.array(label, g, w, wrong)
-        got32 = s(cell.forward_name(), *float32([x, *states, *(p[k] for k in cell.params)]),
-                  returns=cell.states + ("cache",))
+        got32 = s(
+            cell.forward_name(),
+            *float32([x, *states, *(p[k] for k in cell.params)]),
+            returns=cell.states + ("cache",),
+        )
         for label, g in zip(cell.states, got32):
             t.dtype(f"{label} (float32 in)", g, numpy.float32)
+
     return run
 
 
@@ -183,12 +216,18 @@ def check_backward(cell: Cell):
         *_, cache32 = s(fwd, *float32(args), returns=cell.states + ("cache",))
         for label, g in zip(cell.outputs(), s(cell.backward_name(), *float32(dstates), cache32)):
             t.dtype(f"{label} (float32 in)", g, numpy.float32)
+
     return run
 
 
 def checks(cell: Cell):
     grads = " ".join(cell.outputs())
-    return [Check(cell.forward_name(), f"{', '.join(cell.states)}: shape, dtype, values vs minirnn",
-                  check_forward(cell), cell.hints),
-            Check(cell.backward_name(), f"{grads} vs central diff., minirnn", check_backward(cell),
-                  cell.hints)]
+    return [
+        Check(
+            cell.forward_name(),
+            f"{', '.join(cell.states)}: shape, dtype, values vs minirnn",
+            check_forward(cell),
+            cell.hints,
+        ),
+        Check(cell.backward_name(), f"{grads} vs central diff., minirnn", check_backward(cell), cell.hints),
+    ]

@@ -10,6 +10,7 @@ error and, for a wrong array, looks for the known mistake it matches.
 Relative error, as minirnn.gradcheck defines it: max|a - b| / max(max|a|, max|b|).
 Every comparison passes below 1e-7, the project's gradient-check tolerance.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -36,13 +37,13 @@ HINTS = {
     "half": "exactly half the right answer: a factor of 2 missing?",
     "sign": "the right size with the wrong sign",
     "transposed": "the transpose of the right answer: check the order of the matrix product "
-                  "(dW = xᵀ·dy is (in, out); docs/derivations.md#conventions)",
+    "(dW = xᵀ·dy is (in, out); docs/derivations.md#conventions)",
     "float64": "float32 came in and float64 came out: np.zeros(shape) makes float64; "
-               "use np.zeros_like(x) or dtype=x.dtype",
+    "use np.zeros_like(x) or dtype=x.dtype",
     "own_forward": "agrees with central differences of your own forward, not with minirnn: "
-                   "the forward is what is wrong; fix it first",
+    "the forward is what is wrong; fix it first",
     "forward_only": "agrees with minirnn, not with central differences of your own forward: this backward "
-                    "is right and your forward is wrong; fix the forward and this row passes",
+    "is right and your forward is wrong; fix the forward and this row passes",
 }
 
 
@@ -101,8 +102,11 @@ class Student:
         if copy:
             args = tuple(_copy(a) for a in args)
         try:
-            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), \
-                    numpy.errstate(all="ignore"):
+            with (
+                contextlib.redirect_stdout(io.StringIO()),
+                warnings.catch_warnings(),
+                numpy.errstate(all="ignore"),
+            ):
                 warnings.simplefilter("ignore")
                 out = fn(*args)
         except NotImplementedError as exc:  # a TODO: of this function, or of one it calls
@@ -153,8 +157,12 @@ class Tally:
             candidates["transposed"] = want.T
         for hint, variant in candidates.items():
             variant = numpy.asarray(variant, dtype=float)
-            if (variant.shape == got.shape and numpy.all(numpy.isfinite(variant))
-                    and rel_error(got, variant) <= MATCH and rel_error(variant, want) > MATCH):
+            if (
+                variant.shape == got.shape
+                and numpy.all(numpy.isfinite(variant))
+                and rel_error(got, variant) <= MATCH
+                and rel_error(variant, want) > MATCH
+            ):
                 return hint
         return None
 
@@ -193,8 +201,11 @@ class Tally:
         elif num_err <= TOL:
             self.fail(f"{label}: relative error {err:.1e} against minirnn", hint or "own_forward")
         else:
-            self.fail(f"{label}: relative error {num_err:.1e} against central differences, {err:.1e} "
-                      "against minirnn", hint or ("forward_only" if err <= TOL else None))
+            self.fail(
+                f"{label}: relative error {num_err:.1e} against central differences, {err:.1e} "
+                "against minirnn",
+                hint or ("forward_only" if err <= TOL else None),
+            )
         return False
 
     def dtype(self, label: str, got, dtype) -> bool:
@@ -220,8 +231,14 @@ def random(rng, *shape, scale=1.0):
 
 def float32(arrays):
     """The same arrays in float32 (for the dtype checks); other values pass through."""
-    return [a.astype(numpy.float32) if isinstance(a, numpy.ndarray) and a.dtype.kind == "f" else
-            {k: v.astype(numpy.float32) for k, v in a.items()} if isinstance(a, dict) else a for a in arrays]
+    return [
+        a.astype(numpy.float32)
+        if isinstance(a, numpy.ndarray) and a.dtype.kind == "f"
+        else {k: v.astype(numpy.float32) for k, v in a.items()}
+        if isinstance(a, dict)
+        else a
+        for a in arrays
+    ]
 
 
 def loss_of(name: str, out, dout) -> float:
@@ -272,12 +289,19 @@ def grade(check: Check, student: Student, seed: int = 0, seconds: float = LIMIT)
         return Row(check.name, check.checked, None, "TODO", [note])
     except Crash as crash:
         note = str(crash) if crash.function == check.name else f"in {crash.function}: {crash}"
-        return Row(check.name, check.checked, tally.error or None, "FAIL", tally.notes + [note],
-                   tally.hint_ids)
+        return Row(
+            check.name, check.checked, tally.error or None, "FAIL", tally.notes + [note], tally.hint_ids
+        )
     except TimeLimit as exc:
         return Row(check.name, check.checked, None, "FAIL", tally.notes + [f"{exc}: an endless loop?"])
-    return Row(check.name, check.checked, tally.error, "FAIL" if tally.failed else "PASS",
-               tally.notes + list(extra), tally.hint_ids)
+    return Row(
+        check.name,
+        check.checked,
+        tally.error,
+        "FAIL" if tally.failed else "PASS",
+        tally.notes + list(extra),
+        tally.hint_ids,
+    )
 
 
 def format_rows(rows) -> str:
@@ -289,7 +313,15 @@ def format_rows(rows) -> str:
         err = "-" if r.error is None else f"{r.error:.1e}"
         lines.append(f"{r.name:<{wn}}  {r.checked:<{wc}}  {err:>11}  {r.status}")
         for note in r.notes:
-            lines += [textwrap.fill(line, 100, initial_indent="    ", subsequent_indent="          ",
-                                    break_long_words=False, break_on_hyphens=False)
-                      for line in note.splitlines()]
+            lines += [
+                textwrap.fill(
+                    line,
+                    100,
+                    initial_indent="    ",
+                    subsequent_indent="          ",
+                    break_long_words=False,
+                    break_on_hyphens=False,
+                )
+                for line in note.splitlines()
+            ]
     return "\n".join(lines)

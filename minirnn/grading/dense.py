@@ -3,6 +3,7 @@
 The student writes ``dense_forward(x, W, b) -> (y, cache)``, ``dense_backward(dy, cache) ->
 (dx, dW, db)`` and ``softmax_cross_entropy(logits, targets, mask=None) -> (loss, dlogits)``.
 """
+
 from __future__ import annotations
 
 import numpy
@@ -14,12 +15,12 @@ M, H, V = 6, 4, 5  # rows, features in, features out (all different, so a transp
 
 HINTS = {
     "count_NT": "divided by N·T, every position, instead of the kept count Σ mask: the padding must not "
-                "count in the mean (docs/derivations.md#softmax-cross-entropy-with-a-mask)",
+    "count in the mean (docs/derivations.md#softmax-cross-entropy-with-a-mask)",
     "mask_ignored": "the padded positions (mask 0) count in your loss: weight each -log p by the mask",
     "not_divided": "the loss is a mean, so its gradient is divided by the count too: "
-                   "dlogits = mask·(p - onehot(y)) / Σ mask",
+    "dlogits = mask·(p - onehot(y)) / Σ mask",
     "overflow": "NaN or inf for large logits: exp overflows; subtract each row's maximum before exp "
-                "(docs/derivations.md#softmax-cross-entropy-with-a-mask, Stability)",
+    "(docs/derivations.md#softmax-cross-entropy-with-a-mask, Stability)",
 }
 
 
@@ -42,8 +43,9 @@ def check_dense_backward(s, t, rng):
     _, want = reference.dense(x, W, b, dy)
     _, cache = s("dense_forward", x, W, b, returns=("y", "cache"))
     got = s("dense_backward", dy, cache, returns=("dx", "dW", "db"))
-    numeric = central_differences(lambda: loss_of("dense_forward", s("dense_forward", x, W, b)[0], dy),
-                                  {"dx": x, "dW": W, "db": b})
+    numeric = central_differences(
+        lambda: loss_of("dense_forward", s("dense_forward", x, W, b)[0], dy), {"dx": x, "dW": W, "db": b}
+    )
     for label, g, w in zip(("dx", "dW", "db"), got, want):
         t.array(label, g, w, numeric=numeric[label])
     _, cache32 = s("dense_forward", *float32([x, W, b]), returns=("y", "cache"))
@@ -60,9 +62,11 @@ def _wrong_losses(logits, targets, mask):
     dz[numpy.arange(len(targets)), targets] -= 1
     w = numpy.ones(len(targets)) if mask is None else mask
     count = max(w.sum(), 1)
-    return {"count_NT": ((w * nll).sum() / len(w), w[:, None] * dz / len(w)),
-            "mask_ignored": (nll.mean(), dz / len(w)),
-            "not_divided": ((w * nll).sum() / count, w[:, None] * dz)}
+    return {
+        "count_NT": ((w * nll).sum() / len(w), w[:, None] * dz / len(w)),
+        "mask_ignored": (nll.mean(), dz / len(w)),
+        "not_divided": ((w * nll).sum() / count, w[:, None] * dz),
+    }
 
 
 def check_softmax_cross_entropy(s, t, rng):
@@ -70,8 +74,10 @@ def check_softmax_cross_entropy(s, t, rng):
     mask = (numpy.arange(M) < 4).astype(float)  # two padded positions at the end
     for case, m in (("", None), (" (masked)", mask)):
         want_loss, want_d = reference.cross_entropy(logits, targets, m)
-        wrong = {h: {f"loss{case}": lo, f"dlogits{case}": d}
-                 for h, (lo, d) in _wrong_losses(logits, targets, m).items()}
+        wrong = {
+            h: {f"loss{case}": lo, f"dlogits{case}": d}
+            for h, (lo, d) in _wrong_losses(logits, targets, m).items()
+        }
         loss, dlogits = s("softmax_cross_entropy", logits, targets, m, returns=("loss", "dlogits"))
 
         def mean_loss(m=m):
@@ -83,19 +89,30 @@ def check_softmax_cross_entropy(s, t, rng):
     big = 400 * logits  # exp(400·z) overflows float64 unless the row's maximum is subtracted first
     want_loss, _ = reference.cross_entropy(big, targets, mask)
     loss, dlogits = s("softmax_cross_entropy", big, targets, mask, returns=("loss", "dlogits"))
-    if not (numpy.all(numpy.isfinite(numpy.asarray(loss, dtype=float)))
-            and numpy.all(numpy.isfinite(numpy.asarray(dlogits, dtype=float)))):
+    if not (
+        numpy.all(numpy.isfinite(numpy.asarray(loss, dtype=float)))
+        and numpy.all(numpy.isfinite(numpy.asarray(dlogits, dtype=float)))
+    ):
         t.fail("large logits (hundreds) give NaN or inf", "overflow")
     else:
         t.array("loss (large logits)", loss, want_loss)
-    _, d32 = s("softmax_cross_entropy", logits.astype(numpy.float32), targets, mask.astype(numpy.float32),
-                 returns=("loss", "dlogits"))
+    _, d32 = s(
+        "softmax_cross_entropy",
+        logits.astype(numpy.float32),
+        targets,
+        mask.astype(numpy.float32),
+        returns=("loss", "dlogits"),
+    )
     t.dtype("dlogits (float32 in)", d32, numpy.float32)
 
 
 CHECKS = [
     Check("dense_forward", "y: shape, dtype, values vs minirnn", check_dense_forward, HINTS),
     Check("dense_backward", "dx dW db vs central differences and minirnn", check_dense_backward, HINTS),
-    Check("softmax_cross_entropy", "loss, dlogits (with and without a mask, big logits)",
-          check_softmax_cross_entropy, HINTS),
+    Check(
+        "softmax_cross_entropy",
+        "loss, dlogits (with and without a mask, big logits)",
+        check_softmax_cross_entropy,
+        HINTS,
+    ),
 ]

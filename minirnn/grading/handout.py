@@ -14,6 +14,7 @@ and the student's version has, in their place, one line at the same indentation:
 The words after ``BEGIN SOLUTION`` become the TODO's message (a default one
 when there are none), so that a student who runs the file sees what to do.
 """
+
 from __future__ import annotations
 
 import re
@@ -40,8 +41,9 @@ def student_version(text: str, name: str = "the file") -> str:
         begin, end = BEGIN.match(line), END.match(line)
         if begin:
             if region:
-                raise HandoutError(f"{name}:{number}: BEGIN SOLUTION inside the region opened at "
-                                   f"line {region[0]}")
+                raise HandoutError(
+                    f"{name}:{number}: BEGIN SOLUTION inside the region opened at line {region[0]}"
+                )
             region = (number, begin.group(1), begin.group(2) or DEFAULT_TODO)
         elif end:
             if not region:
@@ -67,8 +69,10 @@ def make_student(source: Path, target: Path, force: bool = False) -> list[Path]:
     source, target = Path(source), Path(target)
     files = exercise_files(source)
     if not files:
-        raise HandoutError(f"no exercises (NN_name.py) in {source}: pass --source DIR, "
-                           "the lessons/exercises folder of a minirnn checkout")
+        raise HandoutError(
+            f"no exercises (NN_name.py) in {source}: pass --source DIR, "
+            "the lessons/exercises folder of a minirnn checkout"
+        )
     if target.exists() and not target.is_dir():
         raise HandoutError(f"{target} is a file, not a folder")
     if target.resolve() == source.resolve():

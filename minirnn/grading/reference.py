@@ -8,6 +8,7 @@ fixed in this file alone. Only minirnn's public API is used: the cell contract
 ``backward``), ``minirnn.layers``, ``minirnn.optim``, ``CharRNN`` and
 ``minirnn.data``. Caches are passed through untouched, never looked into.
 """
+
 from __future__ import annotations
 
 import numpy

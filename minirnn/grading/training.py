@@ -6,6 +6,7 @@
 
 The reference is minirnn's CharRNN (one layer, "rnn") with clip_by_global_norm and Adam.
 """
+
 from __future__ import annotations
 
 import numpy
@@ -42,6 +43,7 @@ def check_loss_and_grads(s, t, rng):
     want_loss, want = reference.model_loss_and_grads(reference.char_rnn(params, H), x, y)
     loss, grads = s("loss_and_grads", params, x, y, returns=("loss", "grads"))
     grads = _grads("loss_and_grads", grads, params)
+
     def mean_loss():
         return float(s("loss_and_grads", params, x, y, returns=("loss", "grads"))[0])
 
@@ -49,8 +51,13 @@ def check_loss_and_grads(s, t, rng):
     t.array("loss", loss, want_loss)
     for k in params:
         t.array(f"d{k}", grads[k], want[k], numeric=numeric[k])
-    _, grads32 = s("loss_and_grads", {k: v.astype(numpy.float32) for k, v in params.items()}, x, y,
-                   returns=("loss", "grads"))
+    _, grads32 = s(
+        "loss_and_grads",
+        {k: v.astype(numpy.float32) for k, v in params.items()},
+        x,
+        y,
+        returns=("loss", "grads"),
+    )
     for k, g in _grads("loss_and_grads", grads32, params).items():
         t.dtype(f"d{k} (float32 in)", g, numpy.float32)
 
@@ -67,8 +74,12 @@ def check_train_step(s, t, rng):
         t.array(f"loss, step {step}", loss, want_loss)
         t.array(f"norm, step {step}", norm, want_norm, {"norm_after": {f"norm, step {step}": max_norm}})
     for k in params:
-        t.array(f"{k} after 2 steps", mine[k] - params[k], want_params[k] - params[k],
-                {"no_clip": {f"{k} after 2 steps": no_clip[k] - params[k]}})
+        t.array(
+            f"{k} after 2 steps",
+            mine[k] - params[k],
+            want_params[k] - params[k],
+            {"no_clip": {f"{k} after 2 steps": no_clip[k] - params[k]}},
+        )
     if t.failed:
         return None
     # Training on Tiny Shakespeare: the same losses as minirnn's, step by step.
@@ -79,15 +90,20 @@ def check_train_step(s, t, rng):
     want, _ = reference.train_steps(start, batches, c["hidden"], c["lr"], c["max_norm"])
     mine = {k: v.copy() for k, v in start.items()}
     opt = reference.adam(mine, c["lr"])
-    losses = [float(s("train_step", mine, opt, x, y, c["max_norm"], copy=False, returns=("loss", "norm"))[0])
-              for x, y in batches]
+    losses = [
+        float(s("train_step", mine, opt, x, y, c["max_norm"], copy=False, returns=("loss", "norm"))[0])
+        for x, y in batches
+    ]
     t.array("Tiny Shakespeare losses", losses, [w[0] for w in want])
-    return [f"Tiny Shakespeare, {c['steps']} steps of {c['batch']}x{c['seq']}: loss {losses[0]:.2f} -> "
-            f"{losses[-1]:.2f} (minirnn: {want[-1][0]:.2f})"]
+    return [
+        f"Tiny Shakespeare, {c['steps']} steps of {c['batch']}x{c['seq']}: loss {losses[0]:.2f} -> "
+        f"{losses[-1]:.2f} (minirnn: {want[-1][0]:.2f})"
+    ]
 
 
 CHECKS = [
-    Check("loss_and_grads", "loss, every gradient vs central differences, CharRNN", check_loss_and_grads,
-          HINTS),
+    Check(
+        "loss_and_grads", "loss, every gradient vs central differences, CharRNN", check_loss_and_grads, HINTS
+    ),
     Check("train_step", "2 steps vs CharRNN+clip+Adam; trains on Shakespeare", check_train_step, HINTS),
 ]
