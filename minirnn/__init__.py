@@ -12,6 +12,7 @@ Start with docs/index.md. The pieces:
     minirnn.data / train / sample / checkpoint   the char-rnn workflow
     minirnn.gradcheck  finite-difference checks (python -m minirnn.gradcheck)
 """
+
 import sys as _sys
 
 if _sys.argv[:1] == ["-m"]:  # python -m minirnn.<command>: a Ctrl-C while it starts up exits quietly (cli.py)
@@ -31,6 +32,24 @@ from .wrappers import DenseDecoderCell, StackedCell
 
 __version__ = "0.1.0"
 
-__all__ = ["Adam", "Backend", "BackendError", "Bidirectional", "CELLS", "Cell", "CharRNN", "DenseDecoderCell", "GRU",
-           "LSTM", "ModelConfig", "RNN", "SGD", "StackedCell", "clip_by_global_norm", "get_backend", "global_norm",
-           "make_cell", "num_params"]
+__all__ = [
+    "Adam",
+    "Backend",
+    "BackendError",
+    "Bidirectional",
+    "CELLS",
+    "Cell",
+    "CharRNN",
+    "DenseDecoderCell",
+    "GRU",
+    "LSTM",
+    "ModelConfig",
+    "RNN",
+    "SGD",
+    "StackedCell",
+    "clip_by_global_norm",
+    "get_backend",
+    "global_norm",
+    "make_cell",
+    "num_params",
+]

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import zipfile
@@ -159,9 +160,13 @@ def _sync_dir(d: Path):
 
 
 def prune(ckpt_dir, keep: int):
-    """Delete all but the newest ``keep`` checkpoints, each arrays file before its JSON: a kill in between
-    leaves a JSON without arrays, which :func:`sweep` recognises, never arrays that nothing names."""
+    """Delete all but the newest ``keep`` checkpoints and the best (:func:`best`), each arrays file
+    before its JSON: a kill in between leaves a JSON without arrays, which :func:`sweep` recognises,
+    never arrays that nothing names."""
+    best_path = best(ckpt_dir)
     for _, path in list_checkpoints(ckpt_dir)[:-keep] if keep > 0 else []:
+        if path == best_path:
+            continue  # the lowest validation loss so far is kept apart from the newest (char-rnn keeps all)
         npz = _arrays_file(path)
         if npz is not None:
             npz.unlink(missing_ok=True)
@@ -202,6 +207,56 @@ def sweep(ckpt_dir) -> list[Path]:
     for p in removed:
         p.unlink(missing_ok=True)
     return removed
+
+
+def set_aside_after(ckpt_dir, step: int):
+    """Move the checkpoints newer than ``step`` into ``ckpt_dir/after-<step>/``, where no listing sees them.
+
+    A run resumed from an older checkpoint would otherwise find them newer than its own
+    and prune its new ones first; moved, they are out of the way and still there.
+    """
+    later = [(s, p) for s, p in list_checkpoints(ckpt_dir) if s > step]
+    if not later:
+        return None
+    aside = Path(ckpt_dir) / f"after-{step:06d}"
+    aside.mkdir(exist_ok=True)
+    for _, path in later:
+        npz = _arrays_file(path)
+        if npz is not None and npz.exists():
+            os.replace(npz, aside / npz.name)
+        os.replace(path, aside / path.name)  # the JSON last, as save writes it
+    return aside
+
+
+def best(ckpt_dir):
+    """The JSON path of the checkpoint in ``ckpt_dir`` with the lowest ``val_loss``, or None if none has one.
+
+    A tie goes to the newer one. The best is never pruned, so it is the best of every checkpoint
+    the run saved.
+    """
+    scored = []
+    for step, path in list_checkpoints(ckpt_dir):
+        try:
+            loss = json.loads(path.read_text("utf-8")).get("val_loss")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            continue  # a damaged checkpoint is never the best; load() says what is wrong with it
+        if isinstance(loss, (int, float)) and math.isfinite(loss):
+            scored.append((loss, -step, path))
+    return min(scored)[2] if scored else None
+
+
+def find_best(path) -> Path:
+    """A run directory (or its checkpoints/ folder) -> its best checkpoint, else its newest.
+
+    A checkpoint file is itself.
+    """
+    p = Path(path)
+    if p.is_dir():
+        for d in (p / "checkpoints", p):
+            found = best(d)
+            if found is not None:
+                return found
+    return find(p)
 
 
 def find(path) -> Path:
@@ -283,7 +338,12 @@ def load(path):
         raise CheckpointError(f"checkpoint arrays {npz} cannot be read ({type(exc).__name__})") from None
     if sorted(arrays) != sorted(info["names"]):
         raise CheckpointError(f"checkpoint {jpath} is corrupt: its arrays are not the ones it lists")
-    problem = check_arrays(arrays, meta.get("dtype"))
+    # The arrays are in the checkpoint's dtype, or in its "storage" dtype where one is named (the
+    # shipped model keeps float16 on disk and computes in float32: minirnn/pretrained/).
+    storage = meta.get("storage", meta.get("dtype"))
+    if storage not in (None, "float16", "float32", "float64"):
+        raise CheckpointError(f"checkpoint {jpath} is damaged: storage is {storage!r}, not a float dtype")
+    problem = check_arrays(arrays, storage)
     if problem:
         raise CheckpointError(f"checkpoint {jpath} is damaged: {problem}")
     return meta, arrays

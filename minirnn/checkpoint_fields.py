@@ -69,7 +69,7 @@ FIELDS = {
     "optimizer": checks.Rule(lambda v: isinstance(v, dict), "an object"),
     "optimizer.name": checks.choice("adam"),
     "optimizer.t": checks.integer(0),
-    "optimizer.lr": checks.number(0.0, low_open=True, want="a positive number"),
+    "optimizer.lr": checks.number(0.0, want="0 or more (a schedule may decay it to 0)"),
     "optimizer.beta1": checks.number(0.0, 1.0),
     "optimizer.beta2": checks.number(0.0, 1.0),
     "optimizer.eps": checks.number(0.0, low_open=True, want="a positive number"),

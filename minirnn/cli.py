@@ -61,13 +61,16 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def add_model_flags(ap: argparse.ArgumentParser):
-    """--checkpoint, --cell and --backend, the same in every command that reads a trained model."""
+    """--checkpoint, --newest, --cell and --backend, the same in every command that reads a trained
+    model. Which checkpoint they name is decided in one place, minirnn.pretrained.resolve."""
     ap.add_argument(
         "--checkpoint",
-        required=True,
+        default=None,
         metavar="PATH",
-        help="a run directory (its newest checkpoint) or a checkpoint file (.json or .npz)",
+        help="a run directory (its best checkpoint) or a checkpoint file (.json or .npz); "
+        "default: the model shipped with minirnn",
     )
+    ap.add_argument("--newest", action="store_true", help="a run directory's newest checkpoint, not its best")
     ap.add_argument(
         "--cell",
         default=None,

@@ -18,6 +18,7 @@ holds data, not code), so training needs no download.
 Every problem with the user's input raises :class:`DataError` with a one-line
 message; the command-line tools print it and exit with status 2.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -43,8 +44,12 @@ class DataError(ValueError):
 # What reading a text holds at its peak, per byte of the file: the bytes, the str, its UTF-32 code points and
 # the int32 ids. A file whose multiple cannot fit is refused before it is read.
 BYTES_PER_BYTE = 10
-_KINDS = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device",
-          stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
+_KINDS = {
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
 
 
 def open_text(path=None):
@@ -54,8 +59,9 @@ def open_text(path=None):
     and '' is refused: it never means the bundled text.
     """
     if path is not None and str(path) == "":
-        raise DataError("the file name is empty: name a text file, or leave the flag out for the bundled "
-                        "text")
+        raise DataError(
+            "the file name is empty: name a text file, or leave the flag out for the bundled text"
+        )
     path = BUNDLED if path is None else Path(path)
     try:  # O_NONBLOCK: a FIFO opens at once, instead of waiting for a writer, and is refused below
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
@@ -99,8 +105,9 @@ def decode(raw: bytes, name="the text") -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{name} is not UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start} "
-                        f"({exc.reason})") from None
+        raise DataError(
+            f"{name} is not UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start} ({exc.reason})"
+        ) from None
 
 
 def load_text(path=None) -> str:
@@ -109,7 +116,7 @@ def load_text(path=None) -> str:
     return decode(raw, str(BUNDLED if path is None else path))
 
 
-# -- the vocabulary -------------------------------------------------------------------------------------
+# -- the vocabulary --------------------------------------------------------------------------------
 class Vocab:
     """The symbols of a text, most frequent first, and the maps between symbols and ids.
 
@@ -137,8 +144,10 @@ class Vocab:
         order = numpy.argsort(-counts[symbols], kind="stable")  # stable: ties stay in code-point order
         vocab = cls(chr(int(c)) for c in symbols[order])
         if len(vocab) < 2:
-            raise DataError(f"the text has only one distinct symbol ({''.join(vocab.chars)!r}); "
-                            "a language model needs at least two")
+            raise DataError(
+                f"the text has only one distinct symbol ({''.join(vocab.chars)!r}); "
+                "a language model needs at least two"
+            )
         return vocab
 
     def __len__(self):
@@ -173,7 +182,7 @@ class Vocab:
         return cls(json.loads(s)["chars"])
 
 
-# -- encoding, in pieces, with a cache keyed by the text's content ---------------------------------------
+# -- encoding, in pieces, with a cache keyed by the text's content ---------------------------------
 CHUNK = 1 << 24  # bytes of text read, counted and encoded at a time: memory stays a few times this
 
 
@@ -216,7 +225,7 @@ def file_chunks(path=None, chunk: int = CHUNK):
 def text_chunks(text: str, chunk: int = CHUNK):
     """The UTF-8 bytes of a text already in memory, in pieces that end between characters."""
     for start in range(0, len(text), chunk):
-        yield text[start:start + chunk].encode("utf-8")
+        yield text[start : start + chunk].encode("utf-8")
 
 
 def code_points(raws, name="the text"):
@@ -232,8 +241,10 @@ def code_points(raws, name="the text"):
             try:
                 piece = decoder.decode(raw, final=not raw)
             except UnicodeDecodeError as exc:
-                raise DataError(f"{name} is not UTF-8: byte 0x{exc.object[exc.start]:02x} at offset "
-                                f"{offset - len(pending) + exc.start} ({exc.reason})") from None
+                raise DataError(
+                    f"{name} is not UTF-8: byte 0x{exc.object[exc.start]:02x} at offset "
+                    f"{offset - len(pending) + exc.start} ({exc.reason})"
+                ) from None
             if piece:
                 yield numpy.frombuffer(piece.encode("utf-32-le"), dtype="<u4")  # one code point per character
         offset += len(raw)
@@ -279,10 +290,10 @@ def prepare_chunks(chunks, cache_dir=None, check=None, name="the text"):
     for codes in code_points(chunks(), name):
         piece_counts = numpy.bincount(codes)
         if len(piece_counts) > len(counts):
-            piece_counts[:len(counts)] += counts
+            piece_counts[: len(counts)] += counts
             counts = piece_counts
         else:
-            counts[:len(piece_counts)] += piece_counts
+            counts[: len(piece_counts)] += piece_counts
         length += len(codes)
     if check is not None:
         check(length)
@@ -317,9 +328,9 @@ def prepare_chunks(chunks, cache_dir=None, check=None, name="the text"):
             break  # longer, or a symbol the first pass did not see: the digests differ below
         if byte_table is not None and codes.dtype == numpy.uint8:  # ASCII to one-byte ids: bytes.translate
             encoded = codes.tobytes().translate(byte_table)
-            ids[start:start + len(codes)] = numpy.frombuffer(encoded, numpy.uint8)
+            ids[start : start + len(codes)] = numpy.frombuffer(encoded, numpy.uint8)
         else:
-            ids[start:start + len(codes)] = table[codes]
+            ids[start : start + len(codes)] = table[codes]
         start += len(codes)
     if again.hexdigest() != key or start != length:
         if tmp is not None:
@@ -332,8 +343,10 @@ def prepare_chunks(chunks, cache_dir=None, check=None, name="the text"):
         ids.flush()
         del ids
         os.replace(tmp, base.with_suffix(".npy"))  # atomic: readers see the old file or the whole new one
-        _write_atomic(base.with_suffix(".json"), json.dumps({"length": length, "chars": vocab.chars},
-                                                            ensure_ascii=False))
+        _write_atomic(
+            base.with_suffix(".json"),
+            json.dumps({"length": length, "chars": vocab.chars}, ensure_ascii=False),
+        )
     except OSError:
         pass
     cached = _load_cached(base)
@@ -352,26 +365,36 @@ def _load_cached(base: Path):
         meta = json.loads(base.with_suffix(".json").read_text(encoding="utf-8"))
         vocab = Vocab(meta["chars"])
         ids = numpy.load(base.with_suffix(".npy"), mmap_mode="r", allow_pickle=False)
-        if (meta["length"] == len(ids) and ids.ndim == 1 and len(vocab) >= 2
-                and ids.dtype == id_dtype(len(vocab)) and int(ids.max()) < len(vocab)):
+        if (
+            meta["length"] == len(ids)
+            and ids.ndim == 1
+            and len(vocab) >= 2
+            and ids.dtype == id_dtype(len(vocab))
+            and int(ids.max()) < len(vocab)
+        ):
             return vocab, ids
     except Exception:  # missing, damaged or from another version: encode again
         pass
     return None
 
 
-# -- the split and its size checks -------------------------------------------------------------------------------
+# -- the split and its size checks -----------------------------------------------------------------
 def split(ids, val_fraction: float = 0.1):
-    """ids (L,) -> (train ids, validation ids): the validation part is the last ``val_fraction`` of the text."""
+    """ids (L,) -> (train ids, validation ids): the validation part is the last ``val_fraction``
+    of the text."""
     n_val = int(len(ids) * val_fraction)
-    return ids[:len(ids) - n_val], ids[len(ids) - n_val:]
+    return ids[: len(ids) - n_val], ids[len(ids) - n_val :]
 
 
 def min_length(batch_size: int, seq_length: int, val_fraction: float = 0.1) -> int:
     """The fewest characters that give one training batch (N·T inputs plus one target) and,
     when ``val_fraction > 0``, one validation window (T + 1)."""
     need = batch_size * seq_length + 1
-    L = need if val_fraction == 0 else max(int(need / (1 - val_fraction)), int((seq_length + 1) / val_fraction))
+    L = (
+        need
+        if val_fraction == 0
+        else max(int(need / (1 - val_fraction)), int((seq_length + 1) / val_fraction))
+    )
     while not _fits(L, batch_size, seq_length, val_fraction):
         L += 1
     return L
@@ -386,11 +409,13 @@ def check_length(L: int, batch_size: int, seq_length: int, val_fraction: float =
     """Raise a DataError that says how much text is needed, if L characters are too few."""
     if not _fits(L, batch_size, seq_length, val_fraction):
         need = min_length(batch_size, seq_length, val_fraction)
-        raise DataError(f"the text has {L:,} characters, too few for batch_size {batch_size} x seq_length "
-                        f"{seq_length} with a {val_fraction:g} validation split: it needs at least {need:,}")
+        raise DataError(
+            f"the text has {L:,} characters, too few for batch_size {batch_size} x seq_length "
+            f"{seq_length} with a {val_fraction:g} validation split: it needs at least {need:,}"
+        )
 
 
-# -- batches ------------------------------------------------------------------------------------------------------
+# -- batches ---------------------------------------------------------------------------------------
 class Batches:
     """Training batches laid out as the tutorial's TextLoader lays them out, reshuffled each epoch.
 
@@ -412,8 +437,8 @@ class Batches:
         if B < 1:
             raise DataError(f"{len(ids)} training characters are too few for one batch of {N} x {T}")
         ids = numpy.asarray(ids)  # a memory map stays one (asarray makes a view)
-        self.x = ids[:B * N * T].reshape(N, B, T).transpose(1, 0, 2)  # (B, N, T): batch b is x[b], a view
-        self.y = ids[1:B * N * T + 1].reshape(N, B, T).transpose(1, 0, 2)  # the next character of each
+        self.x = ids[: B * N * T].reshape(N, B, T).transpose(1, 0, 2)  # (B, N, T): batch b is x[b], a view
+        self.y = ids[1 : B * N * T + 1].reshape(N, B, T).transpose(1, 0, 2)  # the next character of each
         self.rng = numpy.random.default_rng(seed)
         self.epoch, self.pointer = 0, 0
         self._shuffle()
@@ -441,14 +466,21 @@ class Batches:
         self.order = self.rng.permutation(self.num_batches)
 
     def state_dict(self) -> dict:
-        """Where we are, as JSON-ready numbers: epoch, batches taken, the generator before this epoch's shuffle."""
-        return {"epoch": self.epoch, "pointer": self.pointer, "num_batches": self.num_batches,
-                "rng": self.epoch_rng_state}
+        """Where we are, as JSON-ready numbers: epoch, batches taken, the generator before this
+        epoch's shuffle."""
+        return {
+            "epoch": self.epoch,
+            "pointer": self.pointer,
+            "num_batches": self.num_batches,
+            "rng": self.epoch_rng_state,
+        }
 
     def load_state_dict(self, state: dict):
         if state["num_batches"] != self.num_batches:
-            raise DataError(f"the checkpoint's data has {state['num_batches']} batches per epoch, "
-                            f"this text gives {self.num_batches}")
+            raise DataError(
+                f"the checkpoint's data has {state['num_batches']} batches per epoch, "
+                f"this text gives {self.num_batches}"
+            )
         self.epoch, self.pointer = int(state["epoch"]), int(state["pointer"])
         self.rng.bit_generator.state = state["rng"]
         self._shuffle()  # the same order as before, and the generator where it was
@@ -463,8 +495,8 @@ def eval_windows(ids, batch_size: int, seq_length: int):
     """
     T, ids = seq_length, numpy.asarray(ids)  # a memory map stays one (asarray makes a view)
     rows = (len(ids) - 1) // T
-    x = ids[:rows * T].reshape(rows, T)
-    y = ids[1:rows * T + 1].reshape(rows, T)
+    x = ids[: rows * T].reshape(rows, T)
+    y = ids[1 : rows * T + 1].reshape(rows, T)
     for start in range(0, rows, batch_size):
         window = slice(start, start + batch_size)
         yield numpy.ascontiguousarray(x[window]), numpy.ascontiguousarray(y[window])

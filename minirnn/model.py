@@ -8,6 +8,7 @@ clipping, checkpoints and gradient checks are each one loop over the same
 names, and zeroing the gradients is one fill. docs/parameters.md lists every
 name, shape and meaning.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -60,8 +61,9 @@ def make_cell(name: str) -> Cell:
     if name in CELLS:
         return CELLS[name]()
     if not is_import_path(name):
-        raise ConfigError(f"unknown cell {checks.short(name)}: use rnn, lstm, gru or an import path "
-                          "module:Class")
+        raise ConfigError(
+            f"unknown cell {checks.short(name)}: use rnn, lstm, gru or an import path module:Class"
+        )
     module_name, class_name = name.split(":")
     try:
         module = importlib.import_module(module_name)
@@ -87,10 +89,13 @@ class ModelConfig:
     dropout: float = 0.0  # probability of zeroing a layer's output, in training only
 
     # What each field must be; train's options use the same rules under their flags' names.
-    RULES = {"vocab_size": checks.integer(2), "hidden_size": checks.integer(1),
-             "num_layers": checks.integer(1),
-             "cell": checks.Rule(lambda v: v in CELLS or is_import_path(v), "rnn, lstm, gru or module:Class"),
-             "dropout": checks.number(0.0, 1.0)}
+    RULES = {
+        "vocab_size": checks.integer(2),
+        "hidden_size": checks.integer(1),
+        "num_layers": checks.integer(1),
+        "cell": checks.Rule(lambda v: v in CELLS or is_import_path(v), "rnn, lstm, gru or module:Class"),
+        "dropout": checks.number(0.0, 1.0),
+    }
 
     def validate(self, name=lambda field: field):
         """Raise ConfigError naming the first field that cannot work; ``name`` spells a field (as a flag).
@@ -99,8 +104,9 @@ class ModelConfig:
         if bad is not None:
             field, value, rule = bad
             if field == "cell":
-                raise ConfigError(f"unknown cell {checks.short(value)}: use rnn, lstm, gru or an import path "
-                                  "module:Class")
+                raise ConfigError(
+                    f"unknown cell {checks.short(value)}: use rnn, lstm, gru or an import path module:Class"
+                )
             raise ConfigError(f"{name(field)} must be {rule.want}, got {checks.short(value)}")
         return self
 
@@ -129,7 +135,7 @@ def named_views(flat, shapes: dict) -> dict:
     views, start = {}, 0
     for name, shape in shapes.items():
         size = int(numpy.prod(shape))
-        views[name] = flat[start:start + size].reshape(shape)
+        views[name] = flat[start : start + size].reshape(shape)
         start += size
     return views
 

@@ -4,6 +4,7 @@ Each works on the model's named parameters and gradients (two dicts with the
 same keys) and keeps its own state as named arrays, so a checkpoint can save
 and restore it (:meth:`state_dict` / :meth:`load_state_dict`).
 """
+
 from __future__ import annotations
 
 import math
@@ -64,11 +65,28 @@ class Adam:
     Defaults are TensorFlow's: lr 1e-3, β1 0.9, β2 0.999, ε 1e-8. Like
     TensorFlow, the bias corrections are folded into the step size and ε is
     added to √v without correction (the paper's "ε-hat" form, end of its section 2).
+
+    ``weight_decay`` λ > 0 makes it AdamW (Loshchilov & Hutter 2019,
+    https://arxiv.org/abs/1711.05101): the decay is decoupled from the gradient,
+    θ ← θ - lr·λ·θ, applied before the Adam step and never seen by m or v (as
+    torch.optim.AdamW). Only the weight matrices decay (``decays``, default: the
+    names whose arrays have 2 or more dimensions), not the biases, as nanoGPT.
+    ``lr`` is read at every step, so a schedule (schedule.py) may set it in between.
     """
 
-    def __init__(self, params: dict, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
-                 eps: float = 1e-8):
+    def __init__(
+        self,
+        params: dict,
+        lr: float = 1e-3,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        decays=None,
+    ):
         self.params, self.lr, self.beta1, self.beta2, self.eps = params, lr, beta1, beta2, eps
+        self.weight_decay = weight_decay
+        self.decays = set(decays) if decays is not None else {k for k, p in params.items() if p.ndim >= 2}
         xp = array_module(*params.values())
         self.m = {name: xp.zeros_like(p) for name, p in params.items()}  # 1st moment, per parameter
         self.v = {name: xp.zeros_like(p) for name, p in params.items()}  # 2nd moment
@@ -77,9 +95,11 @@ class Adam:
     def step(self, grads: dict):
         self.t += 1
         b1, b2, t = self.beta1, self.beta2, self.t
-        lr_t = self.lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)  # bias corrections, as a step size
+        lr_t = self.lr * math.sqrt(1 - b2**t) / (1 - b1**t)  # bias corrections, as a step size
         for name, p in self.params.items():
             g, m, v = grads[name], self.m[name], self.v[name]
+            if self.weight_decay and name in self.decays:
+                p *= 1 - self.lr * self.weight_decay  # θ ← θ - lr·λ·θ (decoupled: not part of g)
             m *= b1
             m += (1 - b1) * g  # m ← β1·m + (1 - β1)·g
             v *= b2

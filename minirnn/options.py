@@ -14,7 +14,7 @@ import json
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from . import checks
+from . import checks, schedule
 from .cli import KeepPathsWhole, OneLineParser, add_backend_flag, docs_page
 from .model import ModelConfig, is_import_path
 
@@ -40,6 +40,15 @@ class TrainConfig:
     seq_length: int = 50  # T, the steps backpropagated through
     clip: float = 5.0  # global-norm clipping threshold; 0 turns it off
     max_steps: int = 500  # total steps of the run, counted from its start (also across resumes)
+    max_minutes: float = 0.0  # stop at the first step past this many minutes of training in all; 0: no limit
+    # the learning-rate schedule (schedule.py) and weight decay
+    lr_schedule: str = "constant"  # constant | cosine (warm-up, cosine to min_lr) | epoch (char-rnn's decay)
+    warmup_steps: int = 0  # cosine: steps of linear warm-up
+    min_lr: float = 0.0  # cosine: the floor
+    lr_decay_steps: int = 0  # cosine: the step the floor is reached; 0: --max-steps of the run's start
+    lr_decay: float = 0.97  # epoch: factor per epoch
+    lr_decay_after: int = 10  # epoch: the first epoch whose end decays
+    weight_decay: float = 0.0  # AdamW's decoupled decay of the weight matrices (optim.py)
     # the run
     seed: int = 0  # initial weights, batch order, dropout masks
     backend: str = "numpy"  # numpy | cupy
@@ -49,6 +58,7 @@ class TrainConfig:
     dtype: str = "float32"
     out: str | None = None  # run directory; None: runs/<date-time>
     resume: str | None = None  # a run directory (its newest checkpoint) or a checkpoint file
+    from_best: bool = False  # with resume: a run directory's best checkpoint instead of its newest
     print_every: int = 20
     eval_every: int = 100  # 0: never
     eval_batches: int = 20  # validation batches per evaluation; 0: the whole validation text
@@ -63,10 +73,27 @@ class TrainConfig:
             name, value, rule = bad
             raise TrainError(f"{flag(name)} must be {rule.want}, got {checks.short(value)}")
         self.model_config(vocab_size=2).validate(name=flag)  # the model's rules, under the flags' names
+        problem = schedule.check(lr_schedule(self, steps_per_epoch=1))
+        if problem:
+            raise TrainError(problem)
         return self
 
     def model_config(self, vocab_size: int) -> ModelConfig:
         return ModelConfig(vocab_size, self.hidden_size, self.num_layers, self.cell, self.dropout)
+
+
+def lr_schedule(config: TrainConfig, steps_per_epoch: int) -> schedule.Schedule:
+    """The run's schedule; a cosine without --lr-decay-steps decays over --max-steps."""
+    return schedule.Schedule(
+        config.lr_schedule,
+        config.lr,
+        config.warmup_steps,
+        config.lr_decay_steps or config.max_steps,
+        config.min_lr,
+        config.lr_decay,
+        config.lr_decay_after,
+        steps_per_epoch,
+    )
 
 
 # What each option must be; the model's own (hidden_size, num_layers, cell, dropout) are ModelConfig.RULES.
@@ -79,12 +106,21 @@ RULES = {
     "seq_length": checks.integer(1),
     "clip": checks.number(0.0, want="0 (off) or a positive number"),
     "max_steps": checks.integer(1),
+    "max_minutes": checks.number(0.0, want="0 (no limit) or more"),
+    "lr_schedule": checks.choice(*schedule.SCHEDULES),
+    "warmup_steps": checks.integer(0),
+    "min_lr": checks.number(0.0),
+    "lr_decay_steps": checks.integer(0),
+    "lr_decay": checks.number(0.0, low_open=True, want="a positive number"),
+    "lr_decay_after": checks.integer(0),
+    "weight_decay": checks.number(0.0, want="0 or more"),
     "seed": checks.integer(0),
     "backend": checks.Rule(lambda v: isinstance(v, str) and v != "", "a backend name"),
     "threads": checks.integer(0),
     "dtype": checks.choice("float32", "float64"),
     "out": checks.text(none_ok=True),
     "resume": checks.text(none_ok=True),
+    "from_best": checks.flag_rule(),
     "print_every": checks.integer(1),
     "eval_every": checks.integer(0),
     "eval_batches": checks.integer(0),
@@ -106,6 +142,13 @@ FIXED = (
     "clip",
     "seed",
     "dtype",
+    "lr_schedule",
+    "warmup_steps",
+    "min_lr",
+    "lr_decay_steps",
+    "lr_decay",
+    "lr_decay_after",
+    "weight_decay",
 )
 
 
@@ -153,6 +196,10 @@ def stored_options(run_or_checkpoint) -> tuple[dict, str]:
     meta, jpath = checkpoint.read_meta(path)
     if "train" not in meta:
         raise checkpoint.CheckpointError(f"{jpath} has no training configuration to resume from")
+    if not {"optimizer", "rng", "data"} <= set(meta):  # the shipped model, say
+        raise checkpoint.CheckpointError(
+            f"{jpath} has no training state: it can be sampled from, not resumed"
+        )
     return meta["train"], str(jpath)
 
 
@@ -242,6 +289,32 @@ def build_parser() -> argparse.ArgumentParser:
         f"stop after this many steps in all, counting steps before a resume (default {d.max_steps})",
         type=int,
     )
+    add(
+        g,
+        "--max-minutes",
+        "also stop at the first step past this many minutes of training in all, and save "
+        "(default 0: no limit)",
+        type=float,
+    )
+    g = ap.add_argument_group("learning-rate schedule and weight decay (docs/optim.md)")
+    add(
+        g,
+        "--lr-schedule",
+        "constant (default), cosine (warm-up, then cosine down to --min-lr), or epoch "
+        "(char-rnn: times --lr-decay every epoch from --lr-decay-after on)",
+        choices=list(schedule.SCHEDULES),
+    )
+    add(g, "--warmup-steps", "cosine: steps of linear warm-up to --lr (default 0)", type=int)
+    add(g, "--min-lr", "cosine: the floor the rate decays to (default 0)", type=float)
+    add(g, "--lr-decay-steps", "cosine: the step the floor is reached (default 0: --max-steps)", type=int)
+    add(g, "--lr-decay", "epoch: the factor per epoch (default 0.97)", type=float)
+    add(g, "--lr-decay-after", "epoch: the first epoch whose end decays the rate (default 10)", type=int)
+    add(
+        g,
+        "--weight-decay",
+        "AdamW's decoupled decay of the weight matrices, per unit of lr (default 0)",
+        type=float,
+    )
     g = ap.add_argument_group("run")
     add(
         g,
@@ -259,6 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
     add(g, "--dtype", "float32 (default) or float64", choices=["float32", "float64"])
     add(g, "--out", "run directory to create (default runs/<date-time>)", metavar="DIR")
     add(g, "--resume", "continue the run in this directory from its newest checkpoint", metavar="RUN_DIR")
+    add(
+        g,
+        "--from-best",
+        "with --resume: continue from the run's best checkpoint instead",
+        action="store_true",
+    )
     add(g, "--print-every", f"print the loss every this many steps (default {d.print_every})", type=int)
     add(
         g,
@@ -283,6 +362,27 @@ def build_parser() -> argparse.ArgumentParser:
 def parse(argv=None) -> TrainConfig:
     """The command line -> the run's TrainConfig (for --resume, the run's own options with what was typed)."""
     typed = vars(build_parser().parse_args(argv))
+    from_best = typed.pop("from_best", False)  # resolved here, into the checkpoint file --resume names
     if "resume" in typed:
-        return resume_config(typed.pop("resume"), **typed)
+        from .pretrained import resolve
+
+        if typed["resume"] in ("", None):
+            raise TrainError("--resume needs a run directory or a checkpoint file, got ''")
+        from .checkpoint import CheckpointError
+
+        target = typed.pop("resume")
+        try:  # which checkpoint; a run killed before its first one starts again from its config.json
+            path, note = resolve(target, not from_best, "--from-best", default="newest")
+        except CheckpointError:
+            if from_best:
+                raise
+            path, note = target, None
+        config = resume_config(path, **typed)
+        if note and not config.quiet:
+            print(note.replace("using", "resuming from", 1), flush=True)
+        return config
+    if from_best:
+        raise TrainError(
+            "--from-best picks the checkpoint that --resume continues from: give --resume RUN_DIR"
+        )
     return TrainConfig(**typed)

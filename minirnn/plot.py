@@ -7,6 +7,7 @@ step, and its mean since the previous one) and validation loss against the step.
 validation accuracy. ``--tutorial`` adds the losses the TensorFlow tutorial
 printed, for comparison.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,9 +16,31 @@ import sys
 from pathlib import Path
 
 # The tutorial's printed training loss at these steps (its run of the same model on Tiny Shakespeare).
-TUTORIAL = {20: 3.443, 40: 3.356, 60: 3.315, 80: 3.206, 100: 3.081, 120: 2.922, 140: 2.787, 160: 2.628,
-            180: 2.485, 200: 2.415, 220: 2.368, 240: 2.320, 260: 2.328, 280: 2.263, 300: 2.242, 320: 2.172,
-            340: 2.184, 360: 2.166, 380: 2.114, 400: 2.106, 420: 2.095, 440: 2.083, 460: 2.058}
+TUTORIAL = {
+    20: 3.443,
+    40: 3.356,
+    60: 3.315,
+    80: 3.206,
+    100: 3.081,
+    120: 2.922,
+    140: 2.787,
+    160: 2.628,
+    180: 2.485,
+    200: 2.415,
+    220: 2.368,
+    240: 2.320,
+    260: 2.328,
+    280: 2.263,
+    300: 2.242,
+    320: 2.172,
+    340: 2.184,
+    360: 2.166,
+    380: 2.114,
+    400: 2.106,
+    420: 2.095,
+    440: 2.083,
+    460: 2.058,
+}
 
 
 class PlotError(ValueError):
@@ -67,8 +90,7 @@ def plot_run(run_dir, out=None, tutorial=False) -> Path:
     ax.set(xlabel="step", ylabel="cross-entropy (nats per character)", title="Loss: training and validation")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    ax2.set(xlabel="step", ylabel="share of next characters ranked first",
-            title="Validation accuracy")
+    ax2.set(xlabel="step", ylabel="share of next characters ranked first", title="Validation accuracy")
     fig.suptitle(f"run directory: {Path(run_dir).resolve().name}", fontsize=9, color="gray")  # which run
     ax2.grid(alpha=0.3)
     out = Path(out) if out else Path(run_dir) / "loss.png"
@@ -85,9 +107,11 @@ def plot_run(run_dir, out=None, tutorial=False) -> Path:
 def main(argv=None) -> int:
     from .cli import OneLineParser
 
-    ap = OneLineParser(prog="python -m minirnn.plot",
-                       description="Draw a run's loss curve (RUN_DIR/loss.png) from its metrics.jsonl, "
-                                   "also while the run is still training.")
+    ap = OneLineParser(
+        prog="python -m minirnn.plot",
+        description="Draw a run's loss curve (RUN_DIR/loss.png) from its metrics.jsonl, "
+        "also while the run is still training.",
+    )
     ap.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by python -m minirnn.train")
     ap.add_argument("--out", metavar="FILE", help="where to write the PNG (default RUN_DIR/loss.png)")
     ap.add_argument("--tutorial", action="store_true", help="mark the losses the TensorFlow tutorial printed")

@@ -27,6 +27,7 @@ from .checkpoint import CheckpointError
 from .cli import KeepPathsWhole, OneLineParser, add_model_flags, docs_page
 from .data import DataError, Vocab, decode, read_bytes
 from .model import ConfigError
+from .pretrained import resolve
 
 PRIME_CHUNK = 256  # prime characters read per forward call: long primes need no long caches
 
@@ -172,7 +173,8 @@ def main(argv=None) -> int:
         cli.catch_ctrl_c()  # (before this line, a Ctrl-C already exits quietly: cli.quiet_until_main)
         args = ap.parse_args(argv)
         prime = args.prime if args.prime_file is None else read_prime(args.prime_file)
-        model, vocab, _ = load_model(args.checkpoint, args.backend, args.cell)
+        path, note = resolve(args.checkpoint, args.newest)  # which checkpoint: pretrained/__init__.py
+        model, vocab, _ = load_model(path, args.backend, args.cell)
         texts = sample(
             model,
             vocab,
@@ -184,6 +186,7 @@ def main(argv=None) -> int:
             args.seed,
             args.num_samples,
         )
+        print(note, file=sys.stderr)  # once it worked, so that an error stays one line
         print(("\n" + "-" * 40 + "\n").join(texts), flush=True)
     except (SampleError, CheckpointError, BackendError, ConfigError, DataError) as exc:
         return cli.fail(PROG, f"error: {exc}", 2)

@@ -58,13 +58,16 @@ def prepare_run(config: TrainConfig, resumed: Path | None = None, speaks: bool =
     if resumed is not None:
         meta, arrays, stored, stored_vocab = _run_so_far(config, resumed)
         for name in FIXED:  # the one check that a resume is the same run
-            if getattr(config, name) != stored.get(name):
+            was = stored.get(name, getattr(TrainConfig(), name))  # an older run's: the default then
+            if getattr(config, name) != was:
                 raise TrainError(
-                    f"{flag(name)} {getattr(config, name)} differs from the run's {stored.get(name)}: "
+                    f"{flag(name)} {getattr(config, name)} differs from the run's {was}: "
                     f"a resumed run keeps its model, data layout and optimiser settings"
                 )
         if meta is not None and config.max_steps <= meta["step"]:
             raise TrainError(f"the checkpoint is at step {meta['step']}: pass a --max-steps above that")
+    if resumed is None and config.lr_schedule == "cosine" and not config.lr_decay_steps:
+        config = replace(config, lr_decay_steps=config.max_steps)  # fixed now, so a longer resume keeps it
     if config.data:  # stored absolute, so that a resume from another directory finds the text
         config = replace(
             config, data=os.path.abspath(config.data)
@@ -72,6 +75,7 @@ def prepare_run(config: TrainConfig, resumed: Path | None = None, speaks: bool =
     be = get_backend(config.backend, config.dtype)
     # Read, count and encode in pieces; with a cache the ids are a memory map every rank shares (data.py).
     cache = None if config.cache_dir == "" else (config.cache_dir or default_cache_dir())
+
     def check(length):  # the length is checked before anything is written
         check_length(length, config.batch_size, config.seq_length, config.val_fraction)
 
@@ -91,7 +95,7 @@ def prepare_run(config: TrainConfig, resumed: Path | None = None, speaks: bool =
         vocab,
         val_ids,
         model,
-        Adam(model.params, config.lr),
+        Adam(model.params, config.lr, weight_decay=config.weight_decay),
         Batches(train_ids, config.batch_size, config.seq_length, seed=[config.seed, 1]),
         numpy.random.default_rng([config.seed, 2]),
         resumed,

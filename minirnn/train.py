@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy
 
-from . import checkpoint, cli, distributed
+from . import checkpoint, cli, distributed, schedule
 from .backend import BackendError
 from .checkpoint import CheckpointError
 from .checks import TooBig
@@ -44,7 +44,7 @@ from .layers import accuracy
 from .malloc import keep_freed_memory
 from .model import ConfigError
 from .optim import clip_by_global_norm
-from .options import TrainConfig, TrainError, build_parser, parse, resume_config
+from .options import TrainConfig, TrainError, build_parser, lr_schedule, parse, resume_config
 from .parallel import DataParallel
 from .startup import Setup, start
 
@@ -80,6 +80,7 @@ class TrainResult:
     history: list = field(default_factory=list)  # the metrics rows written by this call
     checkpoint: Path | None = None  # the newest checkpoint
     stopped_by: str | None = None  # "SIGINT" / "SIGTERM" when a signal ended the run
+    out_of_time: bool = False  # --max-minutes ended the run
 
 
 # -- the pieces of a step's surroundings ---------------------------------------------------------------------
@@ -182,6 +183,8 @@ def save_checkpoint(run: Setup, step: int, elapsed: float, last_row: dict, write
         "elapsed": elapsed,
         "metrics": last_row,
     }
+    if last_row.get("step") == step and "val_loss" in last_row:  # what the best checkpoint is chosen by
+        meta["val_loss"] = last_row["val_loss"]
     meta.update(checkpoint.training_meta(run.opt, run.batches, run.dropout_rng))
     arrays = checkpoint.training_arrays(run.model, run.opt)
     return checkpoint.save(run.run_dir / "checkpoints", step, arrays, meta, run.config.keep)
@@ -200,6 +203,8 @@ def train(config: TrainConfig) -> TrainResult:
         with open(os.devnull, "w") as metrics:
             return loop(run, metrics, world)
     with held:
+        if config.resume:  # from an older checkpoint (--from-best): the newer ones step aside, kept
+            checkpoint.set_aside_after(held.path / "checkpoints", run.step)
         held.write_json("config.json", asdict(run.config))  # first: a run killed now can be resumed
         held.write_json("vocab.json", {"chars": run.vocab.chars})
         try:
@@ -225,27 +230,34 @@ def loop(run: Setup, metrics, world=None) -> TrainResult:
     )
 
     def due(every):  # an edge of the loop: every `every` steps, and the last step
-        return every > 0 and (step % every == 0 or step == config.max_steps)
+        return every > 0 and (step % every == 0 or step == config.max_steps or out_of_time)
 
     # one shard of the batch per core (parallel.py); per MPI rank, its share of the cores
     step_fn = DataParallel(model, config.threads or world.threads())
     window, t0 = Window(step), time.perf_counter()
     stop = None  # the signal every rank agreed to stop for
+    sched, out_of_time = lr_schedule(config, len(run.batches)), False  # schedule.py; --max-minutes
     # NumPy's overflow warnings would bury the one line that says what happened; NaNs are caught at the edges.
     # world.together: under MPI, a failure of one rank ends them all (Diverged: all alike, rank 0 says why).
-    with SignalCatcher() as signals, numpy.errstate(over="ignore", invalid="ignore"), world.together(
-        collective=Diverged
+    with (
+        SignalCatcher() as signals,
+        numpy.errstate(over="ignore", invalid="ignore"),
+        world.together(collective=Diverged),
     ):
         try:
-            while step < config.max_steps and stop is None:
+            while step < config.max_steps and stop is None and not out_of_time:
                 x, y = run.batches.next()  # host (N, T) each
                 seed = int(run.dropout_rng.integers(2**31 - 1))  # drawn every step, so resumes line up
                 # Under MPI this rank's rows, then one Allreduce of the gradient; the loss is the rank's share
                 loss, _, _ = world.loss_and_grads(step_fn, x, y, seed if config.dropout > 0 else None)
                 norm = clip_by_global_norm(model.grads, config.clip)  # before clipping; 0-d, on the device
+                run.opt.lr = schedule.lr_at(step, sched)  # a pure function of the step: resumes line up
                 run.opt.step(model.grads)
                 step += 1
                 stop = world.agree_stop(signals.caught)  # every rank stops after the same step
+                if config.max_minutes:  # past the budget on any rank: all stop after this step
+                    past = run.elapsed + time.perf_counter() - t0 > 60 * config.max_minutes
+                    out_of_time = world.sum(float(past))[0] > 0
                 window.add(loss, norm, x.size)
                 row = {}
                 if due(config.print_every):
@@ -254,7 +266,11 @@ def loop(run: Setup, metrics, world=None) -> TrainResult:
                     say(progress_line(row, config.max_steps, left))
                 if len(run.val_ids) and due(config.eval_every):
                     val_loss, val_acc = world.evaluate(  # under MPI each rank a part, then summed
-                        evaluate, model, run.val_ids, config.batch_size, config.seq_length,
+                        evaluate,
+                        model,
+                        run.val_ids,
+                        config.batch_size,
+                        config.seq_length,
                         config.eval_batches,
                     )
                     row.update(step=step, val_loss=val_loss, val_acc=val_acc)
@@ -264,7 +280,12 @@ def loop(run: Setup, metrics, world=None) -> TrainResult:
                     metrics.write(json.dumps(row) + "\n")
                     metrics.flush()  # readable by python -m minirnn.plot while we train
                     result.history.append(row)
-                if due(config.checkpoint_every) or step == config.max_steps or stop is not None:
+                if (
+                    due(config.checkpoint_every)
+                    or step == config.max_steps
+                    or stop is not None
+                    or out_of_time
+                ):
                     window.check_finite(be, step, world)
                     save_checkpoint(
                         run,
@@ -290,8 +311,14 @@ def loop(run: Setup, metrics, world=None) -> TrainResult:
         if world.writes:
             _plot_quietly(run.run_dir)
     result.checkpoint = checkpoint.find(run.run_dir) if world.writes else None
-    result.stopped_by = stop
-    if stop and world.writes:  # printed even with --quiet: it says how to go on
+    result.stopped_by, result.out_of_time = stop, out_of_time
+    if out_of_time and not stop and world.writes:
+        say(
+            f"--max-minutes {config.max_minutes:g}: stopped at step {step}, saved {result.checkpoint}; "
+            f"continue with python -m minirnn.train --resume {run.run_dir} --max-minutes M "
+            "(M counts all the minutes)"
+        )
+    elif stop and world.writes:  # printed even with --quiet: it says how to go on
         print(
             f"{stop}: saved step {step} to {result.checkpoint}; continue with "
             f"python -m minirnn.train --resume {run.run_dir} --max-steps {config.max_steps}",

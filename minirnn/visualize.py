@@ -18,6 +18,7 @@ The page is one self-contained HTML file (no scripts, no downloads) with a
 tooltip on every character; ``--png`` also draws both panels as an image.
 Without ``--unit`` the unit whose activation varies most over the text is shown.
 """
+
 from __future__ import annotations
 
 import html
@@ -131,11 +132,14 @@ def _named(c: str) -> str:
 # -- the HTML page ------------------------------------------------------------------------------------------
 def to_html(tr: Trace, unit: int, title: str = "minirnn") -> str:
     """A self-contained HTML page: the text twice, coloured by unit ``unit`` and by confidence."""
+
     def panel(colour, tip):
         spans = []
         for t, c in enumerate(tr.text):
-            spans.append(f'<span style="background:{colour(t)}" title="{html.escape(tip(t))}">'
-                         f"{html.escape(_shown(c))}</span>" + ("<br>" if c == "\n" else ""))
+            spans.append(
+                f'<span style="background:{colour(t)}" title="{html.escape(tip(t))}">'
+                f"{html.escape(_shown(c))}</span>" + ("<br>" if c == "\n" else "")
+            )
         return "".join(spans)
 
     def nxt(t):
@@ -143,11 +147,18 @@ def to_html(tr: Trace, unit: int, title: str = "minirnn") -> str:
         return f"next most likely {_named(c)} ({p:.2f})"
 
     state = "h" if tr.state == "h" else "tanh(c)"
-    act = panel(lambda t: _diverging(tr.acts[t, unit]),
-                lambda t: f"{state}[{unit}] = {tr.acts[t, unit]:+.3f}; {nxt(t)}")
-    conf = panel(lambda t: _sequential(tr.confidence[t]),
-                 lambda t: ("no prediction for the first character" if t == 0 else
-                            f"p({_named(tr.text[t])}) = {tr.confidence[t]:.3f}; {nxt(t)}"))
+    act = panel(
+        lambda t: _diverging(tr.acts[t, unit]),
+        lambda t: f"{state}[{unit}] = {tr.acts[t, unit]:+.3f}; {nxt(t)}",
+    )
+    conf = panel(
+        lambda t: _sequential(tr.confidence[t]),
+        lambda t: (
+            "no prediction for the first character"
+            if t == 0
+            else f"p({_named(tr.text[t])}) = {tr.confidence[t]:.3f}; {nxt(t)}"
+        ),
+    )
     mean = numpy.nanmean(numpy.log(tr.confidence[1:])) if len(tr.text) > 1 else float("nan")
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -191,10 +202,13 @@ def to_png(tr: Trace, unit: int, path, width: int = 80, title: str = "minirnn") 
     n_rows = len(rows)
     fig = Figure(figsize=(width * 0.11 + 0.5, 2 * (n_rows * 0.2 + 0.6)))
     FigureCanvasAgg(fig)
-    panels = [(f"unit {unit} of layer {tr.layer} ({'h' if tr.state == 'h' else 'tanh(c)'}): blue −1, red +1",
-               lambda t: _diverging(tr.acts[t, unit])),
-              ("confidence in each character: white 0, green 1",
-               lambda t: _sequential(tr.confidence[t]))]
+    panels = [
+        (
+            f"unit {unit} of layer {tr.layer} ({'h' if tr.state == 'h' else 'tanh(c)'}): blue −1, red +1",
+            lambda t: _diverging(tr.acts[t, unit]),
+        ),
+        ("confidence in each character: white 0, green 1", lambda t: _sequential(tr.confidence[t])),
+    ]
     for k, (label, colour) in enumerate(panels):
         ax = fig.add_subplot(2, 1, k + 1)
         ax.set_xlim(0, width)
@@ -205,16 +219,32 @@ def to_png(tr: Trace, unit: int, path, width: int = 80, title: str = "minirnn") 
             for t, cpos in row:
                 rgb = [int(v) / 255 for v in colour(t)[4:-1].split(",")]
                 ax.add_patch(Rectangle((cpos, r), 1, 1, color=rgb, lw=0))
-                ax.text(cpos + 0.5, r + 0.55, _shown(tr.text[t]), ha="center", va="center",
-                        fontsize=7, family="monospace")
+                ax.text(
+                    cpos + 0.5,
+                    r + 0.55,
+                    _shown(tr.text[t]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    family="monospace",
+                )
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
     return path
 
 
-def visualize(model: CharRNN, vocab: Vocab, text: str, unit: int | None = None, layer: int = -1,
-              state: str = "h", out=None, png=None, title: str = "minirnn"):
+def visualize(
+    model: CharRNN,
+    vocab: Vocab,
+    text: str,
+    unit: int | None = None,
+    layer: int = -1,
+    state: str = "h",
+    out=None,
+    png=None,
+    title: str = "minirnn",
+):
     """Trace ``text`` and write the HTML page (``out``) and/or the PNG (``png``). Returns (trace, unit)."""
     tr = trace(model, vocab, text, layer, state)
     H = model.config.hidden_size
@@ -232,31 +262,38 @@ def visualize(model: CharRNN, vocab: Vocab, text: str, unit: int | None = None, 
 # -- the command line -------------------------------------------------------------------------------------
 def main(argv=None) -> int:
     from .cli import OneLineParser, add_model_flags
+    from .pretrained import resolve
     from .sample import SampleError, load_model, sample
 
-    ap = OneLineParser(prog="python -m minirnn.visualize",
-                       description="Colour a text by one hidden unit's activation and by the model's "
-                                   "confidence in each next character, as a self-contained HTML page "
-                                   "(and a PNG).")
+    ap = OneLineParser(
+        prog="python -m minirnn.visualize",
+        description="Colour a text by one hidden unit's activation and by the model's "
+        "confidence in each next character, as a self-contained HTML page "
+        "(and a PNG).",
+    )
     add_model_flags(ap)
     src = ap.add_mutually_exclusive_group()
     src.add_argument("--text", help="the text to read (default: 400 characters the model writes itself)")
     src.add_argument("--text-file", metavar="FILE", help="read the text from a UTF-8 file")
-    ap.add_argument("--max-chars", type=int, default=2000,
-                    help="use at most this many characters (default 2000)")
-    ap.add_argument("--unit", type=int, default=None,
-                    help="which unit to show (default: the one that varies most)")
+    ap.add_argument(
+        "--max-chars", type=int, default=2000, help="use at most this many characters (default 2000)"
+    )
+    ap.add_argument(
+        "--unit", type=int, default=None, help="which unit to show (default: the one that varies most)"
+    )
     ap.add_argument("--layer", type=int, default=-1, help="which layer, 0 first, -1 the last (default)")
     ap.add_argument("--state", default="h", choices=["h", "c"], help="h (default), or an LSTM's cell state c")
     ap.add_argument("--out", metavar="FILE", help="the HTML page to write (default RUN_DIR/visualize.html)")
     ap.add_argument("--png", metavar="FILE", help="also draw both panels into this PNG")
-    ap.add_argument("--seed", type=int, default=0,
-                    help="seed for the generated text when --text is not given")
+    ap.add_argument(
+        "--seed", type=int, default=0, help="seed for the generated text when --text is not given"
+    )
     args = ap.parse_args(argv)
     try:
         if args.max_chars < 1:
             raise VisualizeError(f"--max-chars must be at least 1, got {args.max_chars}")
-        model, vocab, meta = load_model(args.checkpoint, args.backend, args.cell)
+        path, note = resolve(args.checkpoint, args.newest)  # which checkpoint: pretrained/__init__.py
+        model, vocab, meta = load_model(path, args.backend, args.cell)
         if args.text is not None:
             text = args.text
         elif args.text_file is not None:
@@ -264,11 +301,13 @@ def main(argv=None) -> int:
         else:
             prime = "\n" if "\n" in vocab.index else vocab.chars[0]
             text = sample(model, vocab, prime, 399, temperature=0.8, seed=args.seed)[0]
-        text = text[:args.max_chars]
-        ckpt = Path(args.checkpoint)
-        out = args.out or (ckpt if ckpt.is_dir() else ckpt.parent.parent) / "visualize.html"
-        title = f"{meta['model'].get('cell', '?')} {meta['model'].get('num_layers', '?')}x" \
-                f"{meta['model'].get('hidden_size', '?')}, step {meta.get('step', '?')}"
+        text = text[: args.max_chars]
+        ckpt = Path(path)  # RUN_DIR/checkpoints/ckpt-*.json; the shipped model's folder is not ours to write
+        out = args.out or (ckpt.parent.parent if args.checkpoint else Path()) / "visualize.html"
+        title = (
+            f"{meta['model'].get('cell', '?')} {meta['model'].get('num_layers', '?')}x"
+            f"{meta['model'].get('hidden_size', '?')}, step {meta.get('step', '?')}"
+        )
         _, unit = visualize(model, vocab, text, args.unit, args.layer, args.state, out, args.png, title)
     except (VisualizeError, SampleError, DataError, CheckpointError, ConfigError, BackendError) as exc:
         print(f"minirnn.visualize: error: {exc}", file=sys.stderr)
@@ -276,6 +315,7 @@ def main(argv=None) -> int:
     except OSError as exc:
         print(f"minirnn.visualize: error: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 2
+    print(note, file=sys.stderr)
     print(f"unit {unit}: wrote {out}" + (f" and {args.png}" if args.png else ""))
     return 0
 

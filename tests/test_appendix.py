@@ -4,6 +4,7 @@ The user-defined cell below lives in this file, not in the library: everything
 the library offers a cell (sequences with masks, stacking, the model, training,
 the gradient check from the command line) must work for it with no other code.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,14 @@ from minirnn import LSTM, RNN, Adam, Cell, CharRNN, ModelConfig, clip_by_global_
 from minirnn.backend import array_module
 from minirnn.bidirectional import Bidirectional, reverse_index, reverse_sequences
 from minirnn.gapfill import GapConfig, GapFiller, compare, make_windows, matched_hidden
-from minirnn.gradcheck import (check_bidirectional, check_cell, check_model, check_wrapper, numerical_gradient,
-                               rel_error)
+from minirnn.gradcheck import (
+    check_bidirectional,
+    check_cell,
+    check_model,
+    check_wrapper,
+    numerical_gradient,
+    rel_error,
+)
 from minirnn.layers import sequence_cross_entropy_backward
 from minirnn.pointwise import sigmoid
 from minirnn.wrappers import DenseDecoderCell, StackedCell, decoded_lm_backward, decoded_lm_loss
@@ -32,9 +39,9 @@ HERE = Path(__file__).resolve().parent
 class MinimalGatedUnit(Cell):
     """The minimal gated unit (Zhou et al. 2016, https://arxiv.org/abs/1603.09420): one gate.
 
-        f = σ(x·Wxf + h_{t-1}·Whf + bf)              (N, H)  the forget gate
-        g = tanh(x·Wxg + (f ⊙ h_{t-1})·Whg + bg)      (N, H)  the candidate
-        h_t = (1 - f) ⊙ h_{t-1} + f ⊙ g              (N, H)
+    f = σ(x·Wxf + h_{t-1}·Whf + bf)              (N, H)  the forget gate
+    g = tanh(x·Wxg + (f ⊙ h_{t-1})·Whg + bg)      (N, H)  the candidate
+    h_t = (1 - f) ⊙ h_{t-1} + f ⊙ g              (N, H)
     """
 
     name = "mgu"
@@ -109,7 +116,7 @@ def test_user_cell_padding_does_not_leak():
     mask = (numpy.arange(T)[:, None] < numpy.array(lengths)).astype(float)
     hs, (hT,), _ = cell.forward(p, x, (h0,), mask)
     for n, L in enumerate(lengths):
-        alone, (h_alone,), _ = cell.forward(p, x[:L, n:n + 1], (h0[n:n + 1],))
+        alone, (h_alone,), _ = cell.forward(p, x[:L, n : n + 1], (h0[n : n + 1],))
         numpy.testing.assert_allclose(hs[:L, n], alone[:, 0], rtol=0, atol=1e-14)
         assert (hs[L:, n] == 0).all()
         numpy.testing.assert_allclose(hT[n], h_alone[0], rtol=0, atol=1e-14)
@@ -138,8 +145,14 @@ def test_user_cell_trains_through_the_public_api():
 def test_gradcheck_command_takes_a_user_cell():
     """python -m minirnn.gradcheck --cell test_appendix:MinimalGatedUnit, as a user would type it."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parent)]))
-    out = subprocess.run([sys.executable, "-m", "minirnn.gradcheck", "--cell", "test_appendix:MinimalGatedUnit"],
-                         cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "minirnn.gradcheck", "--cell", "test_appendix:MinimalGatedUnit"],
+        cwd=HERE.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     for group in ("mgu ", "model(mgu)", "bidir(mgu)", "wrapper(mgu)", "gapfill(mgu)"):
         assert group in out.stdout
@@ -150,13 +163,45 @@ def test_training_command_takes_a_user_cell(tmp_path):
     """python -m minirnn.train --cell test_appendix:MinimalGatedUnit, then sampling from its checkpoint."""
     (tmp_path / "t.txt").write_text("the quick brown fox jumps over the lazy dog. " * 40)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parent)]), MPLBACKEND="Agg")
-    run = [sys.executable, "-m", "minirnn.train", "--data", str(tmp_path / "t.txt"), "--cell",
-           "test_appendix:MinimalGatedUnit", "--hidden-size", "16", "--batch-size", "4", "--seq-length", "8",
-           "--max-steps", "4", "--eval-every", "0", "--out", str(tmp_path / "run"), "--cache-dir", "", "--quiet"]
+    run = [
+        sys.executable,
+        "-m",
+        "minirnn.train",
+        "--data",
+        str(tmp_path / "t.txt"),
+        "--cell",
+        "test_appendix:MinimalGatedUnit",
+        "--hidden-size",
+        "16",
+        "--batch-size",
+        "4",
+        "--seq-length",
+        "8",
+        "--max-steps",
+        "4",
+        "--eval-every",
+        "0",
+        "--out",
+        str(tmp_path / "run"),
+        "--cache-dir",
+        "",
+        "--quiet",
+    ]
     out = subprocess.run(run, cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
-    sample = [sys.executable, "-m", "minirnn.sample", "--checkpoint", str(tmp_path / "run"), "--prime", "the ",
-              "--length", "20", "--seed", "0"]
+    sample = [
+        sys.executable,
+        "-m",
+        "minirnn.sample",
+        "--checkpoint",
+        str(tmp_path / "run"),
+        "--prime",
+        "the ",
+        "--length",
+        "20",
+        "--seed",
+        "0",
+    ]
     out = subprocess.run(sample, cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "pass --cell test_appendix:MinimalGatedUnit" in out.stderr  # never unasked
     sample += ["--cell", "test_appendix:MinimalGatedUnit"]
@@ -209,8 +254,9 @@ def test_decoded_cell_model_trains():
     opt, rng, losses = Adam(p, lr=1e-2), numpy.random.default_rng(0), []
     for _ in range(40):
         s = rng.integers(0, len(ids) - 17, size=8)
-        loss, _, _, cache = decoded_lm_loss(cell, p, ids[s[:, None] + numpy.arange(16)],
-                                            ids[s[:, None] + numpy.arange(1, 17)], V)
+        loss, _, _, cache = decoded_lm_loss(
+            cell, p, ids[s[:, None] + numpy.arange(16)], ids[s[:, None] + numpy.arange(1, 17)], V
+        )
         for g in grads.values():
             g.fill(0)
         decoded_lm_backward(cell, p, cache, grads)
@@ -291,12 +337,15 @@ def test_bidirectional_respects_lengths():
     out, _, _ = layer.forward(p, x, s0, mask)
     assert out.shape == (T, N, 2 * H)
     for n, L in enumerate(lengths):
-        alone, _, _ = layer.forward(p, x[:L, n:n + 1], layer.zero_state(numpy, 1, H, float))
+        alone, _, _ = layer.forward(p, x[:L, n : n + 1], layer.zero_state(numpy, 1, H, float))
         numpy.testing.assert_allclose(out[:L, n], alone[:, 0], rtol=0, atol=1e-14)
         assert (out[L:, n] == 0).all()
         # the backward half at the last real position has read x_{L-1} only
-        (hb,), _ = layer.bw.step_forward({k[3:]: v for k, v in p.items() if k.startswith("bw.")},
-                                         x[L - 1, n:n + 1], (numpy.zeros((1, H)),))
+        (hb,), _ = layer.bw.step_forward(
+            {k[3:]: v for k, v in p.items() if k.startswith("bw.")},
+            x[L - 1, n : n + 1],
+            (numpy.zeros((1, H)),),
+        )
         numpy.testing.assert_allclose(out[L - 1, n, H:], hb[0], rtol=0, atol=1e-14)
 
 
@@ -354,17 +403,47 @@ def test_gapfill_compare_smoke(backend):
 
 def test_gapfill_command(tmp_path, capsys):
     from minirnn.gapfill import main
+
     (tmp_path / "t.txt").write_text("now is the winter of our discontent made glorious summer " * 20)
-    assert main(["--data", str(tmp_path / "t.txt"), "--steps", "3", "--batch", "4", "--hidden", "6",
-                 "--window", "10", "--gap", "2", "--eval-windows", "20"]) == 0
+    assert (
+        main(
+            [
+                "--data",
+                str(tmp_path / "t.txt"),
+                "--steps",
+                "3",
+                "--batch",
+                "4",
+                "--hidden",
+                "6",
+                "--window",
+                "10",
+                "--gap",
+                "2",
+                "--eval-windows",
+                "20",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "bidirectional" in out and "forward-only" in out and "commonest char" in out
 
 
-@pytest.mark.parametrize("args", [["--gap", "0"], ["--data", "/no/such/file.txt"], ["--cell", "transformer"],
-                                  ["--steps", "0"], ["--backend", "tpu"], ["--bogus"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--gap", "0"],
+        ["--data", "/no/such/file.txt"],
+        ["--cell", "transformer"],
+        ["--steps", "0"],
+        ["--backend", "tpu"],
+        ["--bogus"],
+    ],
+)
 def test_gapfill_bad_input_is_one_line(args):
-    proc = subprocess.run([sys.executable, "-m", "minirnn.gapfill", *args], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "minirnn.gapfill", *args], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1

@@ -1,4 +1,6 @@
-"""minirnn.data: the vocabulary, the content-hash cache, the tutorial's batch layout, the split, input errors."""
+"""minirnn.data: the vocabulary, the content-hash cache, the tutorial's batch layout, the split,
+input errors."""
+
 import json
 import os
 
@@ -23,6 +25,7 @@ def test_vocab_is_ordered_by_count_then_code_point():
 
 def test_vocab_matches_the_tutorials_counter_sort():
     import collections
+
     text = data.load_text()[:20000]
     counts = collections.Counter(text)
     ours = Vocab.from_text(text)
@@ -45,12 +48,15 @@ def test_encode_names_unknown_characters():
         v.encode("axbzx")
 
 
-@pytest.mark.parametrize("case, match", [
-    ("missing", "no such file"),
-    ("empty", "is empty"),
-    ("directory", "is a directory"),
-    ("latin1", "not UTF-8: byte 0xe9 at offset 6"),
-])
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("missing", "no such file"),
+        ("empty", "is empty"),
+        ("directory", "is a directory"),
+        ("latin1", "not UTF-8: byte 0xe9 at offset 6"),
+    ],
+)
 def test_bad_files_raise_one_line_errors(tmp_path, case, match):
     path = tmp_path / "t.txt"
     if case == "empty":
@@ -64,12 +70,15 @@ def test_bad_files_raise_one_line_errors(tmp_path, case, match):
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("case, match", [
-    ("fifo", "is a FIFO"),  # opening it would wait forever for a writer
-    ("device", "is a character device"),  # /dev/zero would be read until memory runs out
-    ("symlink loop", "Too many levels of symbolic links"),
-    ("empty name", "the file name is empty"),  # '' never means the bundled text
-])
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("fifo", "is a FIFO"),  # opening it would wait forever for a writer
+        ("device", "is a character device"),  # /dev/zero would be read until memory runs out
+        ("symlink loop", "Too many levels of symbolic links"),
+        ("empty name", "the file name is empty"),  # '' never means the bundled text
+    ],
+)
 def test_only_regular_files_are_read(tmp_path, case, match):
     path = tmp_path / "t"
     if case == "fifo":
@@ -186,9 +195,17 @@ def test_bad_utf8_in_pieces_names_the_offset_in_the_file(tmp_path, chunk):
         assert not (tmp_path / "cache").exists()
 
 
-@pytest.mark.parametrize("case, match", [("missing", "no such file"), ("empty", "is empty"),
-                                         ("directory", "a directory"), ("one symbol", "only one distinct"),
-                                         ("fifo", "is a FIFO"), ("empty name", "the file name is empty")])
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("missing", "no such file"),
+        ("empty", "is empty"),
+        ("directory", "a directory"),
+        ("one symbol", "only one distinct"),
+        ("fifo", "is a FIFO"),
+        ("empty name", "the file name is empty"),
+    ],
+)
 def test_prepare_file_errors_are_one_line(tmp_path, case, match):
     """The same checks as load_text's (data.open_text): a FIFO is refused, not waited on."""
     path = tmp_path / "t.txt"
@@ -225,12 +242,12 @@ def test_batches_follow_the_tutorials_layout():
     b = Batches(ids, N, T, seed=0)
     assert len(b) == (1000 - 1) // (N * T)
     # The tutorial: reshape to N rows, split each row into windows of T; y is x one character later.
-    rows = ids[:len(b) * N * T].reshape(N, -1)
+    rows = ids[: len(b) * N * T].reshape(N, -1)
     for k in range(len(b)):
         x, y = b.x[k], b.y[k]
         assert x.shape == y.shape == (N, T)
-        assert numpy.array_equal(x, rows[:, k * T:(k + 1) * T])
-        assert numpy.array_equal(y, ids[1:len(b) * N * T + 1].reshape(N, -1)[:, k * T:(k + 1) * T])
+        assert numpy.array_equal(x, rows[:, k * T : (k + 1) * T])
+        assert numpy.array_equal(y, ids[1 : len(b) * N * T + 1].reshape(N, -1)[:, k * T : (k + 1) * T])
         assert numpy.array_equal(b.batch(k)[0], x) and b.batch(k)[0].flags.c_contiguous
 
 
