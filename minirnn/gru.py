@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 import numpy
 
-from .backend import array_module, fuse
+from .backend import fuse
 from .init import gate_kernels
 from .pointwise import sigmoid, tanh
 from .projected import ProjectedCell
@@ -88,11 +88,9 @@ class GRU(ProjectedCell):
         return (h,), GRUGates(h_prev, r, z, n, h_hat)
 
     def gates_backward(self, p: dict, dstate: tuple, cache: GRUGates, grads: dict):
-        """(dh_t,) -> dL/dxa, dL/dah (N, 3H) each, which differ in the n block, and (dh ⊙ z,)."""
+        """(dh_t,) -> the gate blocks of dL/dxa and dL/dah, which differ in the n block, and (dh ⊙ z,)."""
         (dh,) = dstate
-        xp = array_module(dh)
         dar, daz, dan, dh_hat, dh_direct = gru_gates_backward(dh, *cache)
         grads["bhn"] += dh_hat.sum(axis=0)  # (H,): ĥ = ah_n + bhn
-        dxa = xp.concatenate([dar, daz, dan], axis=1)  # 4. (N, 3H)
-        dah = xp.concatenate([dar, daz, dh_hat], axis=1)  # (N, 3H)
-        return dxa, dah, (dh_direct,)
+        # 4. the two gradients differ only in the n block
+        return (dar, daz, dan), (dar, daz, dh_hat), (dh_direct,)

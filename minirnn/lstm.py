@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import numpy
 
-from .backend import array_module, fuse
+from .backend import fuse
 from .init import gate_kernels
 from .pointwise import sigmoid, tanh
 from .projected import ProjectedCell
@@ -95,8 +95,9 @@ class LSTM(ProjectedCell):
         return (h, c), LSTMGates(i, f, o, g, c_prev, tanh_c)
 
     def gates_backward(self, p: dict, dstate: tuple, cache: LSTMGates, grads: dict):
-        """(dh_t, dc_t) -> da (N, 4H), which is both dL/dxa and dL/dah, and (None, dc_{t-1})."""
+        """(dh_t, dc_t) -> da, the gate blocks of dL/da_t, which is both dL/dxa and dL/dah, and
+        (None, dc_{t-1})."""
         dh, dc = dstate
         dai, daf, dao, dag, dc_prev = lstm_gates_backward(dh, dc, *cache)
-        da = array_module(dh).concatenate([dai, daf, dao, dag], axis=1)  # 4. (N, 4H), gates side by side
+        da = (dai, daf, dao, dag)  # 4. da_t = [da_i, da_f, da_o, da_g]
         return da, da, (None, dc_prev)  # h_{t-1} reaches the loss only through h_{t-1}·Wh

@@ -33,7 +33,8 @@ class InputProjection:
             self.table = Wx + b  # (V, G·H)
         else:
             T, N, D = x.shape
-            self.xa = (x.reshape(T * N, D) @ Wx + b).reshape(T, N, -1)  # (T, N, G·H)
+            self.xa = (x.reshape(T * N, D) @ Wx).reshape(T, N, -1)  # (T, N, G·H)
+            self.xa += b  # in place: no second (T, N, G·H) array
 
     def __getitem__(self, t):
         if self.ids is not None:
@@ -89,10 +90,12 @@ class ProjectedCell(Cell):
     def gates_backward(self, p: dict, dstate: State, cache, grads: dict):
         """dL/d(new state) -> (dxa, dah, dstate_direct).
 
-        dxa and dah (N, G·H) are dL/dxa and dL/dah (the same array when the cell only
-        uses xa + ah). dstate_direct is the part of dL/d(previous state) that does not
-        go through h_{t-1}·Wh, one entry per state, None where there is none. Gradients
-        of parameters inside the gate math (the GRU's bhn) are added into ``grads``.
+        dxa and dah are dL/dxa and dL/dah, each as a tuple of its G gate blocks (N, H), in the
+        gates' order (the same tuple when the cell only uses xa + ah): the loop writes the blocks
+        where they go, so the cell never builds the (N, G·H) array. dstate_direct is the part of
+        dL/d(previous state) that does not go through h_{t-1}·Wh, one entry per state, None where
+        there is none. Gradients of parameters inside the gate math (the GRU's bhn) are added into
+        ``grads``.
         """
         raise NotImplementedError
 
@@ -107,7 +110,10 @@ class ProjectedCell(Cell):
     def step_backward(self, p, dstate, cache, grads):
         """dL/d(new state) -> dx (N, D), or None for ids, and dL/d(previous state); adds the
         gradients of Wx, b and Wh (and, through gates_backward, of the gate math's own)."""
-        dxa, dah, direct = self.gates_backward(p, dstate, cache.gates, grads)
+        dxa_blocks, dah_blocks, direct = self.gates_backward(p, dstate, cache.gates, grads)
+        xp = array_module(dxa_blocks[0])
+        dxa = xp.concatenate(dxa_blocks, axis=1)  # (N, G·H), the gates side by side
+        dah = dxa if dah_blocks is dxa_blocks else xp.concatenate(dah_blocks, axis=1)
         grads["Wx"] += _input_rows(cache.x, p["Wx"].shape[0], dxa.dtype).T @ dxa  # (D, G·H)
         grads["b"] += dxa.sum(axis=0)  # (G·H,)
         grads["Wh"] += cache.h_prev.T @ dah  # (H, G·H)
@@ -141,19 +147,22 @@ class ProjectedCell(Cell):
         xp = array_module(dhs)
         x, S, steps, mask = cache
         T, N, H = dhs.shape
-        dXA = dAH = None  # dL/dxa_t and dL/dah_t for every step, (T, N, G·H)
+        GH = p["Wh"].shape[1]
+        dXA = xp.empty((T, N, GH), dtype=dhs.dtype)  # dL/dxa_t for every step
+        dAH = None  # dL/dah_t: dXA itself when the cell only uses xa + ah
         WhT = xp.ascontiguousarray(p["Wh"].T)  # a copy: BLAS runs faster on it than on the transposed view
         dstate = tuple(dstate_T)
         for t in reversed(range(T)):
             dnew, dcarried = carry_backward(None if mask is None else mask[t], dhs[t], dstate)
             dxa, dah, direct = self.gates_backward(p, dnew, steps[t], grads)
-            if dXA is None:
-                dXA = xp.empty((T,) + dxa.shape, dtype=dxa.dtype)
+            if dAH is None:
                 dAH = dXA if dah is dxa else xp.empty_like(dXA)
-            dXA[t] = dxa
+            for k, block in enumerate(dxa):  # each gate's block into its columns
+                dXA[t, :, k * H : (k + 1) * H] = block
             if dAH is not dXA:
-                dAH[t] = dah
-            dstate = _add_direct((dah @ WhT,) + (None,) * (len(direct) - 1), direct)  # (N, H) each
+                for k, block in enumerate(dah):
+                    dAH[t, :, k * H : (k + 1) * H] = block
+            dstate = _add_direct((dAH[t] @ WhT,) + (None,) * (len(direct) - 1), direct)  # (N, H) each
             if dcarried is not None:
                 dstate = tuple(a + b for a, b in zip(dstate, dcarried))
         # The weights are shared by all steps: their gradient is a sum over t, computed as

@@ -59,7 +59,7 @@ class RNN(ProjectedCell):
         return (h,), RNNGates(h)
 
     def gates_backward(self, p: dict, dstate: tuple, cache: RNNGates, grads: dict):
-        """(dh_t,) -> da_t (N, H), which is both dL/dxa and dL/dah, and (None,)."""
+        """(dh_t,) -> (da_t,), which is both dL/dxa and dL/dah, and (None,)."""
         (dh,) = dstate
-        da = rnn_gates_backward(dh, cache.h)  # (N, H)
+        da = (rnn_gates_backward(dh, cache.h),)  # da_t (N, H): one gate block
         return da, da, (None,)  # h_{t-1} reaches the loss only through h_{t-1}·Wh
