@@ -71,6 +71,10 @@ train(
 )
 model, vocab, meta = load_model(run_dir)  # back from the checkpoint: lesson 8 says how
 be = model.backend
+final_val = meta["metrics"]["val_loss"]  # the last evaluation, kept in the checkpoint
+print(f"validation loss after {STEPS} steps: {final_val:.3f}")
+if not QUICK:
+    assert abs(final_val - 2.1) < 0.1, final_val  # "a validation loss near 2.1", above
 
 # %% [markdown]
 # ## Generation, by hand
