@@ -23,32 +23,13 @@ from minirnn.optim import Adam
 from minirnn.rundir import RunBusy, RunDir
 from minirnn.train import TrainConfig, resume_config, train
 
-ROOT = Path(__file__).resolve().parents[1]
-TEXT = (
-    "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
-    "First Citizen:\nYou are all resolved rather to die than to famish?\n\n"
-) * 8
-TINY = ["--hidden-size", "16", "--batch-size", "4", "--seq-length", "8", "--cache-dir", ""]
+from .test_train import ROOT, TEXT, TINY  # the tiny text and flags the train tests use
+from .test_train import tiny as _train_tiny
 
 
 def tiny(tmp_path, **kw) -> TrainConfig:
-    data = tmp_path / "text.txt"
-    if not data.exists():
-        data.write_text(TEXT)
-    base = dict(
-        data=str(data),
-        hidden_size=16,
-        batch_size=4,
-        seq_length=8,
-        max_steps=8,
-        print_every=1,
-        eval_every=0,
-        checkpoint_every=2,
-        cache_dir="",
-        quiet=True,
-        out=str(tmp_path / "run"),
-    )
-    return TrainConfig(**dict(base, **kw))
+    """test_train's tiny run, checkpointing every 2 of its 8 steps and never evaluating."""
+    return _train_tiny(tmp_path, **dict(dict(max_steps=8, eval_every=0, checkpoint_every=2), **kw))
 
 
 def env():
