@@ -69,6 +69,7 @@ class LSTM(ProjectedCell):
 
     name = "lstm"
     state_names = ("h", "c")
+    sums_products = True  # the gates read only a = xa + ah
     forget_bias = 1.0
 
     def param_shapes(self, D: int, H: int) -> dict[str, tuple[int, ...]]:

@@ -140,6 +140,21 @@ def named_views(flat, shapes: dict) -> dict:
     return views
 
 
+def stacked_view(flat, shapes: dict, first: str, second: str):
+    """[first; second], the two matrices stacked by rows, as one view into ``flat``: possible
+    when ``named_views`` laid them out one after the other and their widths are equal. None
+    otherwise (then there is no such view)."""
+    names = list(shapes)
+    if first not in shapes or second not in shapes or names.index(second) != names.index(first) + 1:
+        return None
+    a, b = shapes[first], shapes[second]
+    if len(a) != 2 or len(b) != 2 or a[1] != b[1]:
+        return None
+    (rows_a, width), rows_b = a, b[0]
+    start = sum(int(numpy.prod(shapes[name])) for name in names[: names.index(first)])
+    return flat[start : start + (rows_a + rows_b) * width].reshape(rows_a + rows_b, width)
+
+
 class ModelCache(NamedTuple):
     layers: list  # per layer: (the cell's sequence cache, its dropout mask or None)
     decoder: Any  # the dense decoder's cache
@@ -176,6 +191,10 @@ class CharRNN:
         self.grads = named_views(self.grad_flat, self.shapes)
         self.load_params(self.init_params(seed))
         self._layer_params = [self.layer_params(k, self.params) for k in range(len(self.cells))]
+        for k, p in enumerate(self._layer_params):  # [Wx; Wh] as one matrix, for a step (projected.py)
+            W = stacked_view(self.flat, self.shapes, f"l{k}.Wx", f"l{k}.Wh")
+            if W is not None and "W" not in p:
+                p["W"] = W
 
     # -- parameters ---------------------------------------------------------------------------
     def init_params(self, seed: int) -> dict:

@@ -43,6 +43,7 @@ class RNN(ProjectedCell):
 
     name = "rnn"
     state_names = ("h",)
+    sums_products = True  # h_t reads only a = xa + ah
 
     def param_shapes(self, D: int, H: int) -> dict[str, tuple[int, ...]]:
         """Wx (D, H), Wh (H, H), b (H,)."""

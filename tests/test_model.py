@@ -116,3 +116,23 @@ def test_step_by_step_generation_equals_the_sequence_forward(cell):
         numpy.testing.assert_allclose(step_logits, logits[t], atol=1e-13)
     for a, b in zip(sum(map(tuple, state), ()), sum(map(tuple, final), ())):
         numpy.testing.assert_allclose(a, b, atol=1e-13)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_a_layers_two_weights_are_also_one_matrix_in_the_same_memory(cell):
+    """Each layer's parameters hold W = [Wx; Wh], a view of the buffer (so it follows every update),
+    and a step that adds its two products takes them as one: the same numbers either way."""
+    m = CharRNN(ModelConfig(9, 6, 2, cell), get_backend("numpy", "float64"))
+    for p in m._layer_params:
+        numpy.testing.assert_array_equal(p["W"], numpy.concatenate([p["Wx"], p["Wh"]]))
+        assert numpy.shares_memory(p["W"], m.flat)
+    m.flat += 0.5  # an update, as Adam makes it: in place
+    p = m._layer_params[1]
+    numpy.testing.assert_array_equal(p["W"], numpy.concatenate([p["Wx"], p["Wh"]]))
+    rng = numpy.random.default_rng(1)
+    x, state = rng.standard_normal((3, 6)), tuple(rng.standard_normal((3, 6)) for _ in m.cells[1].state_names)
+    one, _ = m.cells[1].step_forward(p, x, state)
+    two, _ = m.cells[1].step_forward({k: v for k, v in p.items() if k != "W"}, x, state)
+    assert m.cells[1].sums_products == (cell != "gru")
+    for a, b in zip(one, two):
+        numpy.testing.assert_allclose(a, b, rtol=0, atol=1e-14)
