@@ -135,7 +135,7 @@ class ProjectedCell(Cell):
         grads["b"] += dxa.sum(axis=0)  # (G·H,)
         grads["Wh"] += cache.h_prev.T @ dah  # (H, G·H)
         dh_prev = dah @ p["Wh"].T  # (N, H): through h_{t-1}·Wh
-        dprev = _add_direct((dh_prev,) + (None,) * (len(direct) - 1), direct)
+        dprev = _previous(dh_prev, direct)
         dx = None if is_ids(cache.x) else dxa @ p["Wx"].T  # (N, D)
         return dx, dprev
 
@@ -179,7 +179,7 @@ class ProjectedCell(Cell):
             if dAH is not dXA:
                 for k, block in enumerate(dah):
                     dAH[t, :, k * H : (k + 1) * H] = block
-            dstate = _add_direct((dAH[t] @ WhT,) + (None,) * (len(direct) - 1), direct)  # (N, H) each
+            dstate = _previous(dAH[t] @ WhT, direct)  # dL/d(state_{t-1}), (N, H) each
             if dcarried is not None:
                 dstate = tuple(a + b for a, b in zip(dstate, dcarried))
         # The weights are shared by all steps: their gradient is a sum over t, computed as
@@ -189,12 +189,12 @@ class ProjectedCell(Cell):
         return dx, dstate
 
 
-def _add_direct(through_wh: tuple, direct: tuple) -> State:
-    """Sum two per-state gradient tuples whose entries may be None (no path)."""
-    out = []
-    for a, b in zip(through_wh, direct):
-        out.append(b if a is None else a if b is None else a + b)
-    return tuple(out)
+def _previous(dh_through_wh, direct: State) -> State:
+    """dL/d(previous state): h_{t-1}'s gradient through h_{t-1}·Wh (a new array, so added to in
+    place) plus the direct parts that gates_backward returned (None: no such path)."""
+    if direct[0] is not None:
+        dh_through_wh += direct[0]
+    return (dh_through_wh,) + tuple(direct[1:])
 
 
 def _input_rows(x, D: int, dtype):
