@@ -12,69 +12,56 @@
 #   $\mathrm{softmax}(z)$. Below 1 the distribution sharpens (safer, more
 #   repetitive text), above 1 it flattens (more surprising, more mistakes).
 #
-# This lesson trains a small model for a few hundred steps, writes the
-# generation loop by hand, checks it against `minirnn.sample.sample`, and
-# then looks inside the model with `minirnn.visualize`. Carrying state is
-# explained in docs/bptt.md; every flag of `python -m minirnn.sample` and
-# `python -m minirnn.visualize` is in docs/flags.md and docs/index.md.
+# This lesson uses the model that ships with minirnn, trained on Tiny
+# Shakespeare by the recipe in `minirnn/pretrained/MODEL.md` (lesson 6 shows
+# how to train your own, and `--checkpoint RUN_DIR` samples from it). It
+# writes the generation loop by hand, checks it against
+# `minirnn.sample.sample`, and then looks inside the model with
+# `minirnn.visualize` for units that track something we can name. Carrying
+# state is explained in docs/bptt.md; every flag of `python -m minirnn.sample`
+# and `python -m minirnn.visualize` is in docs/flags.md and docs/index.md.
 #
 # Run it: `python lessons/07_generating.py` (about 20 seconds), or open it as a notebook
 # (Jupyter with jupytext, VS Code, PyCharm: the `# %%` lines are its cells).
-# Quick mode runs it in seconds with tiny settings, whose numbers mean little:
+# Quick mode runs it in a few seconds on shorter texts, whose numbers mean less:
 # `MINIRNN_QUICK=1 python lessons/07_generating.py`, or in a notebook `QUICK = True` in
 # the first code cell.
 
 # %%
-import shutil
+import re
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minirnn import data
+from minirnn import data, pretrained
 from minirnn.lessons import figures, quick, save_figure, show_image
 from minirnn.sample import load_model, sample
-from minirnn.train import TrainConfig, train
-from minirnn.visualize import visualize
+from minirnn.visualize import trace, visualize
 
-QUICK = quick()  # MINIRNN_QUICK=1: tiny settings. In a notebook you may write QUICK = True here
+QUICK = quick()  # MINIRNN_QUICK=1: shorter texts. In a notebook you may write QUICK = True here
 FIGURES = figures("07_generating")
 
-STEPS = 20 if QUICK else 700  # try 3000 (a few minutes) for much better text
+LENGTH = 300 if QUICK else 2000  # characters generated for each comparison below
+PASSAGE = 1200 if QUICK else 6000  # characters of held-out text read when looking inside
 
 # %% [markdown]
-# ## A model to generate with
+# ## The model
 #
-# `minirnn.train.train` is what `python -m minirnn.train` runs. A one-layer
-# LSTM of 128 units, 700 steps: about 15 seconds on an idle CPU, and a
-# validation loss near 2.1 (printed at the end of the run), enough for
-# word-like text (the tutorial's bigger model reaches about 1.5 after a few
-# thousand steps). The run directory (checkpoints, metrics,
-# loss curve) goes into the figures folder.
+# `load_model` reads a checkpoint (lesson 8 says what is in one). The shipped
+# model is the tutorial's kind of network: character ids in, two LSTM layers,
+# a dense decoder to 65 logits. Its validation loss, over every character of
+# the held-out last 10% of Tiny Shakespeare, is stored with it (and
+# `python -m minirnn.evaluate` measures it again).
 
 # %%
-run_dir = FIGURES / "run"
-shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run each time the lesson runs
-train(
-    TrainConfig(
-        cell="lstm",
-        hidden_size=128,
-        num_layers=1,
-        batch_size=32,
-        lr=3e-3,
-        max_steps=STEPS,
-        print_every=max(1, STEPS // 5),
-        eval_every=STEPS,
-        eval_batches=4,
-        checkpoint_every=0,
-        out=str(run_dir),
-    )
-)
-model, vocab, meta = load_model(run_dir)  # back from the checkpoint: lesson 8 says how
+model, vocab, meta = load_model(pretrained.shipped())
 be = model.backend
-final_val = meta["metrics"]["val_loss"]  # the last evaluation, kept in the checkpoint
-print(f"validation loss after {STEPS} steps: {final_val:.3f}")
-if not QUICK:
-    assert abs(final_val - 2.1) < 0.1, final_val  # "a validation loss near 2.1", above
+cfg = meta["model"]
+print(
+    f"{cfg['num_layers']} {cfg['cell'].upper()} layers of {cfg['hidden_size']} units, "
+    f"{model.num_params():,} parameters, vocabulary {len(vocab)}"
+)
+print(f"validation loss {meta['val_loss']:.3f} nats per character")
 
 # %% [markdown]
 # ## Generation, by hand
@@ -110,8 +97,8 @@ def generate(prime, length, temperature=1.0, seed=0, carry_state=True):
     return prime + "".join(out)
 
 
-mine = generate("ROMEO:\n", 200, temperature=0.8, seed=1)
-lib = sample(model, vocab, "ROMEO:\n", 200, temperature=0.8, seed=1)[0]
+mine = generate("ROMEO:\n", 300, temperature=0.8, seed=1)
+lib = sample(model, vocab, "ROMEO:\n", 300, temperature=0.8, seed=1)[0]
 print(mine)
 print("\nthe same as minirnn.sample.sample:", mine == lib)
 assert mine == lib
@@ -120,26 +107,48 @@ assert mine == lib
 # ## Carrying the state, or not
 #
 # Now the same loop, but resetting the state to zero before every step. The
-# model then sees only the one character it is given, so it can only learn
-# which character tends to follow which. You should see plausible pairs of
-# letters and even line breaks after a colon, but hardly a real word: with the
-# state carried, the same model spells `my`, `your`, `and`, `the`.
+# model then sees only the one character it is given, so all it can use is
+# which character tends to follow which. To put a number on the difference we
+# count, in each text, the share of its words that occur in the training text
+# (the first 90% of Tiny Shakespeare). With the state carried, most words are
+# real; without it, only short ones, by luck, and far fewer of them.
 
 # %%
-print(generate("ROMEO:\n", 200, temperature=0.8, seed=1, carry_state=False))
+text = data.load_text()
+known = set(re.findall(r"[a-z']+", text[: int(0.9 * len(text))].lower()))  # the training text's words
+
+
+def real_words(s):
+    """The share of the words in ``s`` that occur in the training text."""
+    words = re.findall(r"[a-z']+", s.lower())
+    return sum(w in known for w in words) / max(len(words), 1)
+
+
+carried = generate("ROMEO:\n", LENGTH, temperature=0.8, seed=1)
+forgetful = generate("ROMEO:\n", LENGTH, temperature=0.8, seed=1, carry_state=False)
+print(forgetful[:300])
+print(f"\nreal words: {real_words(carried):.0%} with the state carried, {real_words(forgetful):.0%} without")
+if not QUICK:
+    assert real_words(carried) > 0.8 and real_words(forgetful) < 0.6  # "most words", "far fewer"
 
 # %% [markdown]
 # ## Temperature
 #
-# Three temperatures, the same seed. You should see at 0.5 common words and
+# Three temperatures, the same seed. At 0.5 you should see common words and
 # repeated phrases, at 1.0 the model's own mix, at 1.5 many invented words
-# and odd punctuation. The picture shows why: the distribution of the next
-# character after the prime `"The k"`, at each temperature.
+# and odd punctuation: the share of real words falls as the temperature
+# rises. The picture shows why: the distribution of the next character after
+# the prime `"The k"`, at each temperature.
 
 # %%
+shares = {}
 for tau in (0.5, 1.0, 1.5):
     print(f"--- temperature {tau} ---")
-    print(sample(model, vocab, "The ", 160, temperature=tau, seed=2)[0])
+    print(sample(model, vocab, "The ", 200, temperature=tau, seed=2)[0])
+    shares[tau] = real_words(sample(model, vocab, "The ", LENGTH, temperature=tau, seed=3)[0])
+print("real words by temperature:", ", ".join(f"{tau}: {s:.0%}" for tau, s in shares.items()))
+if not QUICK:
+    assert shares[0.5] > shares[1.0] > shares[1.5]  # "falls as the temperature rises"
 
 state = model.zero_state(1)
 for c in "The k":
@@ -157,45 +166,112 @@ axes[0].set_ylabel("probability")
 save_figure(fig, FIGURES / "temperature.png")
 
 # %% [markdown]
-# ## Looking inside: one unit, and the model's confidence
+# ## Looking inside: units that track something
 #
 # `minirnn.visualize` reads a text one character at a time (as generation
-# does) and colours each character twice: by the activation of one hidden
-# unit after reading it (blue negative, red positive), and by the probability
-# the model gave that character before it came (white: a surprise, green:
-# expected). The same from a terminal:
-# `python -m minirnn.visualize --checkpoint RUN_DIR --png page.png`.
+# does) and records every unit's activation after each character. Most units
+# are hard to name. To find the ones that are not, we read a stretch of the
+# held-out text and measure, for every unit of the second layer's cell state
+# ($\tanh(c_t)$, what $h_t$ sees), its correlation with two things we can
+# compute from the text itself:
 #
-# What you should see, in the confidence panel: the colon after a speaker's
-# name and the line break after the colon in deep green (the model is sure of
-# them), the ends of common words (`the`, `you`, `my lord`) green, and the
-# first letter of most words pale: the start of a word is hard to guess, its
-# end is not. The unit shown is the one whose activation varies most over
-# the text (its number is printed below). It may have learnt something you
-# can name, such as red across the speakers' names in capitals (`ANTONIO:`)
-# and blue inside the lines of speech: the lesson prints its mean activation
-# over capital letters and over the other characters, so you can tell. Open
-# `visualize.html` in a browser and hover over the characters for the
-# numbers; with `--unit K` (here `unit=K`) you can look at the others. With
-# longer training more units become readable, as in Karpathy's blog post
-# (quotes, line length, inside a word).
+# * the **position in the line**: 0 at a line break, 1, 2, 3 ... after it;
+# * being inside a **speaker's name**: the lines such as `ROMEO:` that begin
+#   each speech in Tiny Shakespeare, capitals ending in a colon.
+#
+# In this model each has a unit that follows it closely. The speaker unit's
+# correlation is almost 1 in size (0.98): it is nearly a switch, one sign
+# from the first letter or two of a name to its colon, the other sign from
+# the line break after the colon through the whole speech. The line-position
+# unit's correlation is above 0.7: at each line break it drops, then climbs
+# steadily over the next 30 or 40 characters and stays at its top until the
+# next break, a counter that saturates about where a verse line ends
+# (Karpathy's "line length" cell behaves alike). The sign of a unit means
+# nothing (the next layer can read it either way); the size says how closely
+# it tracks. The numbers are printed below, and checked against those words.
 
 # %%
-text = data.load_text()
-passage = text[-1000:-600] if QUICK else text[-1500:-800]  # from the validation part, never trained on
-tr, unit = visualize(
-    model,
-    vocab,
-    passage,
-    out=FIGURES / "visualize.html",
-    png=FIGURES / "visualize.png",
-    title=f"lesson 7: an LSTM of 128 units after {STEPS} steps",
-)
-print(f"unit {unit}; mean probability of the next character {np.nanmean(tr.confidence):.2f}")
-capital = np.array([c.isupper() for c in tr.text])  # (L,)
-print(
-    f"unit {unit}: mean activation {tr.acts[capital, unit].mean():+.2f} over capital letters, "
-    f"{tr.acts[~capital, unit].mean():+.2f} over the other characters"
-)
-print(f"wrote {FIGURES / 'visualize.html'}")
-show_image(FIGURES / "visualize.png")
+passage = text[-PASSAGE:]  # from the validation part, never trained on
+tr = trace(model, vocab, passage, layer=1, state="c")  # tr.acts: (L, H), tanh(c_t) after each character
+
+line_pos = np.zeros(len(passage))  # characters since the last line break
+for i in range(1, len(passage)):
+    line_pos[i] = 0 if passage[i] == "\n" else line_pos[i - 1] + 1
+in_name = np.zeros(len(passage))  # 1 inside a line such as "ROMEO:"
+start = 0
+for line in passage.split("\n"):
+    if line.endswith(":") and line[:-1].replace(" ", "").isupper():
+        in_name[start : start + len(line)] = 1
+    start += len(line) + 1
+
+
+def correlations(feature):
+    """Each unit's correlation with ``feature`` (L,) over the passage: (H,)."""
+    a = (tr.acts - tr.acts.mean(0)) / (tr.acts.std(0) + 1e-12)
+    f = (feature - feature.mean()) / feature.std()
+    return (a * f[:, None]).mean(0)
+
+
+r_line, r_name = correlations(line_pos), correlations(in_name)
+line_unit, name_unit = int(np.abs(r_line).argmax()), int(np.abs(r_name).argmax())
+print(f"position in the line: unit {line_unit}, correlation {r_line[line_unit]:+.2f}")
+print(f"speaker's name: unit {name_unit}, correlation {r_name[name_unit]:+.2f}")
+median = np.median(np.abs(r_line)), np.median(np.abs(r_name))
+print(f"the median unit's correlation, in size: {median[0]:.2f} and {median[1]:.2f}")
+if not QUICK:
+    assert abs(r_line[line_unit]) > 0.7 and f"{abs(r_name[name_unit]):.2f}" == "0.98"  # as the text says
+
+# %% [markdown]
+# The line-position unit over the passage's first 240 characters, against
+# the position itself: both reset at each line break, and the unit levels
+# off where the position keeps climbing.
+
+# %%
+show = slice(0, 240)
+fig, ax = plt.subplots(figsize=(12, 3))
+sign = np.sign(r_line[line_unit])  # drawn the way up that climbs with the position
+ax.plot(sign * tr.acts[show, line_unit], label=f"unit {line_unit}, tanh(c) (sign {sign:+.0f})")
+ax.plot(line_pos[show] / line_pos.max(), label="position in the line, scaled to 0..1", alpha=0.7)
+for i, c in enumerate(passage[show]):
+    if c == "\n":
+        ax.axvline(i, color="grey", lw=0.5)
+ax.set_xlabel("character of the passage (grey lines: line breaks)")
+ax.legend(loc="upper right", fontsize=8)
+save_figure(fig, FIGURES / "line_unit.png")
+
+# %% [markdown]
+# The same units in `minirnn.visualize`'s picture: each character coloured
+# by the unit's activation after reading it (blue negative, red positive), and
+# below by the probability the model gave that character before it came
+# (white: a surprise, green: expected). Look in the confidence panel for the
+# colon after a speaker's name and the line break after it in deep green,
+# the ends of common words green, and the first letters of words pale: the
+# start of a word is hard to guess, its end is not. From a terminal:
+# `python -m minirnn.visualize --layer 1 --state c --unit K --png page.png`
+# (without `--checkpoint` it reads the shipped model). Open `visualize.html`
+# in a browser and hover over the characters for the numbers.
+
+# %%
+short = passage[:700]
+for unit, name in ((name_unit, "visualize"), (line_unit, "visualize_line")):
+    visualize(
+        model,
+        vocab,
+        short,
+        unit=unit,
+        layer=1,
+        state="c",
+        out=FIGURES / f"{name}.html",
+        png=FIGURES / f"{name}.png",
+        title=f"the shipped model, layer 1, tanh(c) of unit {unit}",
+    )
+    show_image(FIGURES / f"{name}.png")
+print(f"wrote {FIGURES / 'visualize.html'} and {FIGURES / 'visualize_line.html'}")
+assert model.config.hidden_size == 384  # "the layer's 384 units", below
+
+# %% [markdown]
+# Two of the layer's 384 units are easy to name. Most others follow neither
+# feature (the median unit's correlations, printed above, are small), and
+# what they do respond to is not one thing a label fits. Try `correlations`
+# with features of your own: inside a word, after a comma, a capital letter
+# at the start of a line.

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 BACKENDS = ("numpy", "cupy")  # what --backend accepts in every command
@@ -28,14 +29,46 @@ def add_backend_flag(ap, help="numpy (default) or cupy (a GPU)", **kw):
 
 
 # -- Ctrl-C --------------------------------------------------------------------------------------------------
+class Interrupted(KeyboardInterrupt):
+    """A second Ctrl-C or SIGTERM: stop at once, without saving the step under way."""
+
+    def __init__(self, signame: str):
+        super().__init__(signame)
+        self.signame, self.run_dir = signame, None
+
+
+class SignalCatcher:
+    """While active, SIGINT and SIGTERM only set ``self.caught``: the loop saves and stops at the next step.
+
+    A second signal raises Interrupted at once, for a user who does not want to wait.
+    """
+
+    def __init__(self):
+        self.caught, self.saved = None, {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():  # handlers live in the main thread only
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.saved[sig] = signal.signal(sig, self.handle)
+        return self
+
+    def handle(self, signum, frame):
+        if self.caught is not None:
+            raise Interrupted(signal.Signals(signum).name)
+        self.caught = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for sig, old in self.saved.items():
+            signal.signal(sig, old)
+
+
 def _exit_130(signum, frame):
     try:
         sys.stdout.flush()
     except (OSError, ValueError, RuntimeError):
         pass
-    os._exit(
-        130
-    )  # no exception: there is no code of ours yet to catch one, so Python would print a traceback
+    # no exception: there is no code of ours yet to catch one, so Python would print a traceback
+    os._exit(130)
 
 
 def quiet_until_main():

@@ -84,7 +84,8 @@ class LSTM(ProjectedCell):
         return {"Wx": Wx, "Wh": Wh, "b": b}
 
     def gates_forward(self, p: dict, xa, ah, state: tuple) -> tuple[tuple, LSTMGates]:
-        """xa = x_t·Wx + b and ah = h_{t-1}·Wh, (N, 4H) each; state (h_{t-1}, c_{t-1})."""
+        """xa = x_t·Wx + b and ah = h_{t-1}·Wh, (N, 4H) each (or xa their sum and ah 0, as a single
+        step may give them: sums_products); state (h_{t-1}, c_{t-1})."""
         _, c_prev = state
         H = c_prev.shape[1]
         a = xa + ah  # (N, 4H): a_t = x_t·Wx + h_{t-1}·Wh + b

@@ -111,7 +111,7 @@ class ProjectedCell(Cell):
         When p also holds ``W``, the two weights as one matrix [Wx; Wh] (D + H, G·H) in the same
         memory (CharRNN's layers do), a cell that ``sums_products`` gets xa + ah from the one
         product [x_t, h_{t-1}]·W + b. That is the same sum, and at sampling's batch of one it is
-        faster: OpenBLAS spreads one product of D + H rows over its threads, two of H rows not.
+        faster: OpenBLAS spreads one product of D + H rows over its threads, but not two of H rows.
         """
         h_prev = state[0]
         if is_ids(x):

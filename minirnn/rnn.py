@@ -55,7 +55,8 @@ class RNN(ProjectedCell):
         return {"Wx": Wx, "Wh": Wh, "b": numpy.zeros(H)}
 
     def gates_forward(self, p: dict, xa, ah, state: tuple) -> tuple[tuple, RNNGates]:
-        """xa = x_t·Wx + b and ah = h_{t-1}·Wh, (N, H) each."""
+        """xa = x_t·Wx + b and ah = h_{t-1}·Wh, (N, H) each (or xa their sum and ah 0, as a single step
+        may give them: sums_products)."""
         h = rnn_gates_forward(xa, ah)  # (N, H): h_t = tanh(x_t·Wx + b + h_{t-1}·Wh)
         return (h,), RNNGates(h)
 

@@ -10,7 +10,7 @@ one Adam update. Every ``print_every`` steps a line shows the loss; every
 ``eval_every`` steps the validation loss and accuracy; every
 ``checkpoint_every`` steps a checkpoint (checkpoint.py). The options are
 options.py's TrainConfig (flags: docs/flags.md); the run directory, held by
-one process at a time, is rundir.py's.
+one process at a time, is rundir.py's; the progress line, progress.py's.
 
 The loop never waits for the GPU except at those edges: the loss and the
 gradient norm are summed as device arrays and read once per print.
@@ -24,11 +24,9 @@ directory, its lock, metrics, checkpoints, the curve and the progress lines
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,6 +44,7 @@ from .model import ConfigError
 from .optim import clip_by_global_norm
 from .options import TrainConfig, TrainError, build_parser, lr_schedule, parse, resume_config
 from .parallel import DataParallel
+from .progress import Diverged, Window, progress_line
 from .startup import Setup, start
 
 __all__ = [
@@ -59,18 +58,6 @@ __all__ = [
     "resume_config",
     "train",
 ]
-
-
-class Diverged(RuntimeError):
-    """The loss or the parameters stopped being finite numbers."""
-
-
-class Interrupted(KeyboardInterrupt):
-    """A second Ctrl-C or SIGTERM: stop at once, without saving the step under way."""
-
-    def __init__(self, signame: str):
-        super().__init__(signame)
-        self.signame, self.run_dir = signame, None
 
 
 @dataclass
@@ -98,72 +85,6 @@ def evaluate(model, ids, batch_size, seq_length, max_batches=0):
         hit_sum = hit_sum + accuracy(logits.reshape(-1, V), targets) * x.size
         count += x.size
     return be.scalar(loss_sum) / count, be.scalar(hit_sum) / count
-
-
-class SignalCatcher:
-    """While active, SIGINT and SIGTERM only set ``self.caught``: the loop saves and stops at the next step.
-
-    A second signal raises Interrupted at once, for a user who does not want to wait.
-    """
-
-    def __init__(self):
-        self.caught, self.saved = None, {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():  # handlers live in the main thread only
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.saved[sig] = signal.signal(sig, self.handle)
-        return self
-
-    def handle(self, signum, frame):
-        if self.caught is not None:
-            raise Interrupted(signal.Signals(signum).name)
-        self.caught = signal.Signals(signum).name
-
-    def __exit__(self, *exc):
-        for sig, old in self.saved.items():
-            signal.signal(sig, old)
-
-
-class Window:
-    """The steps since the last progress line: device sums of the loss and gradient norm (no sync to add)."""
-
-    def __init__(self, step: int):
-        self.start_step, self.t0 = step, time.perf_counter()
-        self.reset()
-
-    def reset(self):
-        self.steps, self.chars, self.loss_sum, self.norm_sum, self.t = 0, 0, 0.0, 0.0, time.perf_counter()
-
-    def add(self, loss, norm, chars: int):
-        self.steps, self.chars = self.steps + 1, self.chars + chars
-        self.loss_sum, self.norm_sum = self.loss_sum + loss, self.norm_sum + norm
-
-    def check_finite(self, be, step: int, world=None):
-        """Diverged if the window's loss is not finite (under MPI: summed over the ranks, so all agree)."""
-        world = world or distributed.Single()
-        if self.steps and not math.isfinite(world.sum(be.scalar(self.loss_sum))[0]):
-            raise Diverged(f"the loss is not finite before step {step}")
-
-    def row(self, be, step: int, loss, max_steps: int, world=None) -> tuple[dict, str]:
-        """The progress row of ``step`` (an edge: now we may wait for the numbers) and the time left;
-        starts a new window. Under MPI the losses are the ranks' shares, summed here."""
-        world = world or distributed.Single()
-        total, last = world.sum(be.scalar(self.loss_sum), be.scalar(loss))
-        avg = total / self.steps
-        if not math.isfinite(avg):
-            raise Diverged(f"the loss is {avg} at step {step}")
-        now = time.perf_counter()
-        left = (max_steps - step) * (now - self.t0) / (step - self.start_step)
-        row = {
-            "step": step,
-            "loss": last,
-            "loss_avg": avg,
-            "grad_norm": be.scalar(self.norm_sum) / self.steps,
-            "chars_per_sec": self.chars / (now - self.t),
-        }
-        self.reset()
-        return row, _duration(left)
 
 
 def save_checkpoint(run: Setup, step: int, elapsed: float, last_row: dict, write: bool = True) -> Path | None:
@@ -194,7 +115,7 @@ def save_checkpoint(run: Setup, step: int, elapsed: float, last_row: dict, write
 def train(config: TrainConfig) -> TrainResult:
     """Train (or continue) a run. Raises DataError, TrainError, CheckpointError, ConfigError, TooBig or
     BackendError for bad input (before writing anything), Diverged when the loss stops being finite,
-    Interrupted on a second signal. Under MPI also distributed.MPIUnavailable or DistributedError (bad
+    cli.Interrupted on a second signal. Under MPI also distributed.MPIUnavailable or DistributedError (bad
     input), and on the ranks that did not fail, distributed.PeerFailed."""
     config.validate()
     world = distributed.world()  # one process, or one rank of an MPI job (distributed.py)
@@ -210,7 +131,7 @@ def train(config: TrainConfig) -> TrainResult:
         try:
             with held.open_metrics(run.step) as metrics:
                 return loop(run, metrics, world)
-        except Interrupted as exc:
+        except cli.Interrupted as exc:
             exc.run_dir = held.path  # for the message: which checkpoint is the newest
             raise
 
@@ -240,7 +161,7 @@ def loop(run: Setup, metrics, world=None) -> TrainResult:
     # NumPy's overflow warnings would bury the one line that says what happened; NaNs are caught at the edges.
     # world.together: under MPI, a failure of one rank ends them all (Diverged: all alike, rank 0 says why).
     with (
-        SignalCatcher() as signals,
+        cli.SignalCatcher() as signals,
         numpy.errstate(over="ignore", invalid="ignore"),
         world.together(collective=Diverged),
     ):
@@ -329,13 +250,6 @@ def loop(run: Setup, metrics, world=None) -> TrainResult:
     return result
 
 
-def progress_line(row: dict, max_steps: int, left: str) -> str:
-    return (
-        f"step {row['step']:>6}/{max_steps}  loss {row['loss']:.3f} (avg {row['loss_avg']:.3f})  "
-        f"grad norm {row['grad_norm']:.2f}  {row['chars_per_sec']:,.0f} char/s  {left} left"
-    )
-
-
 def _newest(run_dir, adjective="last good") -> str:
     last = checkpoint.list_checkpoints(Path(run_dir) / "checkpoints")
     return f"the {adjective} checkpoint is {last[-1][1]}" if last else "no checkpoint was written"
@@ -351,15 +265,6 @@ def _plot_quietly(run_dir):
         pass  # no rows yet (stopped before the first progress line): nothing to draw
     except Exception as exc:
         print(f"warning: could not draw {run_dir / 'loss.png'}: {exc}", file=sys.stderr)
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    return (
-        f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
-        if seconds >= 3600
-        else f"{seconds // 60}m{seconds % 60:02d}s"
-    )
 
 
 # -- the command line ----------------------------------------------------------------------------------------
@@ -392,7 +297,7 @@ def main(argv=None) -> int:
         return cli.fail(
             PROG, f"error: {cli.describe(exc)}", 1, cli.machine_hint(exc, "python -m minirnn.train")
         )
-    except Interrupted as exc:  # a second signal: the step under way is lost, the checkpoints are not
+    except cli.Interrupted as exc:  # a second signal: the step under way is lost, the checkpoints are not
         line, hint = f"{exc.signame}: stopped at once, without saving the step under way", None
         if exc.run_dir is not None:
             line += "; " + _newest(exc.run_dir, "newest")

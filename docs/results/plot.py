@@ -1,7 +1,8 @@
 """Draw docs/img/results.png from the metrics files in this folder: python docs/results/plot.py
 
 Each *.jsonl here is a run's metrics.jsonl (one JSON object per line, as training writes it),
-copied from its run directory; the first line of each may be {"label": ..., "note": ...}.
+copied from its run directory; the first line of each may be {"label": ..., "note": ...}, with
+"evaluate": {step: loss} for checkpoints that python -m minirnn.evaluate measured (drawn as stars).
 """
 
 import json
@@ -47,18 +48,23 @@ def main(out=HERE.parent / "img" / "results.png"):
         style = "--" if head.get("estimated_minutes") else "-"
         minutes = [r["elapsed"] / 60 for r in rows]
         by_time.plot(minutes, [r["val_loss"] for r in rows], style, marker=".", label=head["label"])
-        by_step.plot(
+        line = by_step.plot(
             [r["step"] for r in rows], [r["val_loss"] for r in rows], style, marker=".", label=head["label"]
-        )
-    panels = ((by_time, "minutes of training (wall clock, shared 2-core machine)"), (by_step, "step"))
+        )[0]
+        for step, loss in head.get("evaluate", {}).items():  # python -m minirnn.evaluate of a checkpoint
+            at = next(r for r in rows if r["step"] == int(step))
+            for ax, x in ((by_time, at["elapsed"] / 60), (by_step, int(step))):
+                ax.plot([x], [loss], "*", ms=9, color=line.get_color())
+    panels = ((by_time, "minutes of training (wall clock, 2-core CPU)"), (by_step, "step"))
     for ax, xlabel in panels:
         ax.axhline(1.50, color="grey", lw=0.8, ls=":")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("validation loss (nats/char)")
         ax.set_ylim(1.4, 2.3)
         ax.grid(alpha=0.3)
-    by_time.legend(fontsize=8)
-    by_time.set_title("against minutes: the machine was shared, see the text", fontsize=9)
+    by_step.legend(fontsize=7, loc="upper right")
+    by_time.text(1, 1.41, "★ python -m minirnn.evaluate: every held-out character, state carried", fontsize=7)
+    by_time.set_title("against minutes: two of the runs shared the machine, see the text", fontsize=9)
     by_step.set_title("against steps: what the minutes do not distort", fontsize=9)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
