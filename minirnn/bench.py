@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -250,6 +251,29 @@ def build_parser():
     return ap
 
 
+FORCING = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")  # variables that make OpenBLAS take another kernel
+
+
+def blas_line(environ=os.environ) -> str:
+    """Which BLAS NumPy's products run on and which kernel it chose (threadpoolctl), and whether
+    the environment (``environ``) forced that kernel: figures measured so are not what a user gets."""
+    from threadpoolctl import threadpool_info
+
+    libs = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    found = "; ".join(
+        f"{i.get('internal_api')} {i.get('version')}, kernel {i.get('architecture')}, "
+        f"{i.get('num_threads')} threads"
+        for i in libs
+    )
+    forced = [f"{name}={environ[name]}" for name in FORCING if name in environ]
+    how = (
+        f"forced by {' '.join(forced)}: unset them for figures a user would see"
+        if forced
+        else "chosen by the library itself"
+    )
+    return f"BLAS: {found or 'not found by threadpoolctl'} ({how})"
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     for name in ("batch_size", "seq_length", "hidden_size", "layers", "vocab_size", "steps", "threads"):
@@ -292,6 +316,8 @@ def main(argv=None) -> int:
         f"{platform.machine()}"
         + (f"  torch {sys.modules['torch'].__version__} ({on})" if use_torch else "  (no torch)")
     )
+    if args.backend == "numpy":
+        print(blas_line())
     N, T, V, H, L = args.batch_size, args.seq_length, args.vocab_size, args.hidden_size, args.layers
     print(
         f"config: cell={args.cell} vocab={V} hidden={H} layers={L} batch={N} seq={T} float32, "

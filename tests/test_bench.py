@@ -41,6 +41,16 @@ def test_bench_runs_on_a_tiny_configuration():
     assert proc.returncode == 0, proc.stderr
     assert "training step" in proc.stdout and "sampling 20 chars" in proc.stdout
     assert '"minirnn_step_s"' in proc.stdout.splitlines()[-1]
+    blas = next(line for line in proc.stdout.splitlines() if line.startswith("BLAS: "))
+    assert ", kernel " in blas  # which kernel ran, as threadpoolctl reports it
+
+
+def test_the_blas_line_says_when_the_environment_forced_a_kernel():
+    from minirnn.bench import blas_line
+
+    # An environment handed in, not this process's: the tests never change how OpenBLAS runs.
+    assert "forced by OPENBLAS_CORETYPE=Haswell" in blas_line({"OPENBLAS_CORETYPE": "Haswell"})
+    assert blas_line({}).endswith("(chosen by the library itself)")
 
 
 def test_bench_runs_minirnn_in_shards_when_asked():
