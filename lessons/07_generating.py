@@ -62,6 +62,8 @@ print(
     f"{model.num_params():,} parameters, vocabulary {len(vocab)}"
 )
 print(f"validation loss {meta['val_loss']:.3f} nats per character")
+assert (cfg["cell"], cfg["num_layers"], len(vocab)) == ("lstm", 2, 65)  # "two LSTM layers", "65 logits"
+assert meta["train"]["val_fraction"] == 0.1  # "the held-out last 10%"
 
 # %% [markdown]
 # ## Generation, by hand
@@ -181,11 +183,11 @@ save_figure(fig, FIGURES / "temperature.png")
 #
 # In this model each has a unit that follows it closely. The speaker unit's
 # correlation is almost 1 in size (0.98): it is nearly a switch, one sign
-# from the first letter or two of a name to its colon, the other sign from
+# across every name from its first letter to its colon, the other sign from
 # the line break after the colon through the whole speech. The line-position
 # unit's correlation is above 0.7: at each line break it drops, then climbs
-# steadily over the next 30 or 40 characters and stays at its top until the
-# next break, a counter that saturates about where a verse line ends
+# steadily, on average 90% of the way to its top within 30 to 40 characters,
+# and stays there until the next break, a counter that saturates about where a verse line ends
 # (Karpathy's "line length" cell behaves alike). The sign of a unit means
 # nothing (the next layer can read it either way); the size says how closely
 # it tracks. The numbers are printed below, and checked against those words.
@@ -218,8 +220,19 @@ print(f"position in the line: unit {line_unit}, correlation {r_line[line_unit]:+
 print(f"speaker's name: unit {name_unit}, correlation {r_name[name_unit]:+.2f}")
 median = np.median(np.abs(r_line)), np.median(np.abs(r_name))
 print(f"the median unit's correlation, in size: {median[0]:.2f} and {median[1]:.2f}")
+
+line_act = np.sign(r_line[line_unit]) * tr.acts[:, line_unit]  # the way up that climbs along the line
+counted = [k for k in range(1, 60) if (line_pos == k).any()]  # positions after the line break
+by_pos = np.array([line_act[line_pos == k].mean() for k in counted])  # mean activation at each
+climbed = counted[int(np.argmax(by_pos >= by_pos.min() + 0.9 * (by_pos.max() - by_pos.min())))]
+print(f"the line unit is 90% of the way up, on average, {climbed} characters into a line")
+name_act = np.sign(r_name[name_unit]) * tr.acts[:, name_unit]  # positive: the names' side
+names_whole = bool((name_act[in_name == 1] > 0).all())  # every character of every name
+print(f"the speaker unit is on the names' side at every character of every name: {bool(names_whole)}")
 if not QUICK:
     assert abs(r_line[line_unit]) > 0.7 and f"{abs(r_name[name_unit]):.2f}" == "0.98"  # as the text says
+    assert 30 <= climbed <= 40 and names_whole  # "within 30 to 40 characters", "from its first letter"
+    assert max(median) < 0.25  # below: "the median unit's correlations are small"
 
 # %% [markdown]
 # The line-position unit over the passage's first 240 characters, against
@@ -244,14 +257,28 @@ save_figure(fig, FIGURES / "line_unit.png")
 # by the unit's activation after reading it (blue negative, red positive), and
 # below by the probability the model gave that character before it came
 # (white: a surprise, green: expected). Look in the confidence panel for the
-# colon after a speaker's name and the line break after it in deep green,
-# the ends of common words green, and the first letters of words pale: the
-# start of a word is hard to guess, its end is not. From a terminal:
+# line break after a speaker's colon in deep green (the model gave it a
+# probability near 1 on average over the passage), the colon itself green
+# (about 0.8), and the first letters of words pale (about 0.1) against their
+# last letters (about 0.6): the start of a word is hard to guess, its end is
+# not. The averages are printed below. From a terminal:
 # `python -m minirnn.visualize --layer 1 --state c --unit K --png page.png`
 # (without `--checkpoint` it reads the shipped model). Open `visualize.html`
 # in a browser and hover over the characters for the numbers.
 
 # %%
+conf = tr.confidence  # (L,) p(passage[t] | passage[:t])
+colons = np.array([i for i in range(len(passage) - 1) if passage[i] == ":" and in_name[i]])
+firsts = [i for i in range(1, len(passage)) if passage[i].isalpha() and not passage[i - 1].isalpha()]
+lasts = [  # a letter after a letter, before a non-letter
+    i for i in range(1, len(passage) - 1) if passage[i - 1 : i + 1].isalpha() and not passage[i + 1].isalpha()
+]
+means = conf[colons + 1].mean(), conf[colons].mean(), conf[firsts].mean(), conf[lasts].mean()
+print("mean probability: line break after a name's colon {:.2f}, the colon {:.2f}, ".format(*means[:2]))
+print("  first letter of a word {:.2f}, last letter of a word {:.2f}".format(*means[2:]))
+if not QUICK:
+    assert means[0] > 0.95 and 0.7 < means[1] < 0.9 and means[2] < 0.2 and 0.5 < means[3] < 0.7  # the text
+
 short = passage[:700]
 for unit, name in ((name_unit, "visualize"), (line_unit, "visualize_line")):
     visualize(
