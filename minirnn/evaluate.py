@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy
 from threadpoolctl import threadpool_limits
 
-from . import checkpoint
+from . import checkpoint, cli
 from .backend import BackendError, get_backend
 from .checkpoint import CheckpointError
 from .cli import OneLineParser
@@ -110,6 +110,9 @@ def evaluate_text(model, vocab: Vocab, text: str, val_fraction: float = 0.1, str
         return evaluate_ids(model, ids, len(train_ids), streams)
 
 
+PROG = "minirnn.evaluate"
+
+
 def main(argv=None) -> int:
     from .pretrained import resolve
 
@@ -151,11 +154,9 @@ def main(argv=None) -> int:
         fraction = args.val_fraction if args.val_fraction is not None else trained.get("val_fraction") or 0.1
         result = evaluate_text(model, Vocab(meta["vocab"]), load_text(data), fraction)
     except (DataError, CheckpointError, BackendError, ConfigError) as exc:
-        print(f"minirnn.evaluate: error: {exc}", file=sys.stderr)
-        return 2
+        return cli.fail(PROG, f"error: {exc}", 2)
     except OSError as exc:
-        print(f"minirnn.evaluate: error: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
-        return 2
+        return cli.fail(PROG, f"error: {exc.strerror or exc}: {exc.filename or ''}", 2)
     print(note, file=sys.stderr)
     print(
         f"{path}: step {meta.get('step', '?')}, text {data or 'Tiny Shakespeare (bundled)'}, "

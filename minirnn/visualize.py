@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy
 
+from . import cli
 from .backend import BackendError
 from .checkpoint import CheckpointError
 from .data import DataError, Vocab, load_text
@@ -260,6 +261,9 @@ def visualize(
 
 
 # -- the command line -------------------------------------------------------------------------------------
+PROG = "minirnn.visualize"
+
+
 def main(argv=None) -> int:
     from .cli import OneLineParser, add_model_flags
     from .pretrained import resolve
@@ -310,11 +314,9 @@ def main(argv=None) -> int:
         )
         _, unit = visualize(model, vocab, text, args.unit, args.layer, args.state, out, args.png, title)
     except (VisualizeError, SampleError, DataError, CheckpointError, ConfigError, BackendError) as exc:
-        print(f"minirnn.visualize: error: {exc}", file=sys.stderr)
-        return 2
+        return cli.fail(PROG, f"error: {exc}", 2)
     except OSError as exc:
-        print(f"minirnn.visualize: error: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
-        return 2
+        return cli.fail(PROG, f"error: cannot write {exc.filename}: {exc.strerror}", 2)
     print(note, file=sys.stderr)
     print(f"unit {unit}: wrote {out}" + (f" and {args.png}" if args.png else ""))
     return 0

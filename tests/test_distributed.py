@@ -18,6 +18,7 @@ from minirnn import distributed
 from minirnn.train import TrainConfig, train
 
 from .mpi_helper import one_step
+from .test_train import DIVERGING
 
 ROOT = Path(__file__).resolve().parents[1]
 MPIEXEC = Path(sys.executable).with_name("mpiexec")
@@ -400,18 +401,7 @@ def test_divergence_stops_every_rank_with_one_line(tmp_path):
         "--data",
         "text.txt",
         *flags,
-        "--lr",
-        "1e38",
-        "--clip",
-        "0",
-        "--max-steps",
-        "50",
-        "--print-every",
-        "1",
-        "--checkpoint-every",
-        "1",
-        "--out",
-        "run",
+        *DIVERGING,
         tmp_path=tmp_path,
         timeout=120,
     )

@@ -302,26 +302,19 @@ def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeyp
     assert [s for s, _ in checkpoint.list_checkpoints(tmp_path / "run" / "checkpoints")] == [5]
 
 
+# A learning rate of 1e38 with clipping off overflows float32 within a few steps; a checkpoint a step.
+DIVERGING = ["--lr", "1e38", "--clip", "0", "--max-steps", "50", "--print-every", "1"]
+DIVERGING += ["--checkpoint-every", "1", "--out", "run"]
+
+
 def test_nan_from_the_cli_exits_1_with_a_message(tmp_path):
-    # A learning rate of 1e38 with clipping off overflows float32 within a few steps.
     (tmp_path / "t.txt").write_text(TEXT)
     proc = cli(
         "minirnn.train",
         "--data",
         "t.txt",
         *TINY,
-        "--lr",
-        "1e38",
-        "--clip",
-        "0",
-        "--max-steps",
-        "50",
-        "--print-every",
-        "1",
-        "--checkpoint-every",
-        "1",
-        "--out",
-        "run",
+        *DIVERGING,
         cwd=tmp_path,
     )
     if proc.returncode == 0:
