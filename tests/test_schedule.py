@@ -12,7 +12,7 @@ from minirnn import checkpoint
 from minirnn.schedule import Schedule, check, lr_at
 from minirnn.train import TrainError, resume_config, train
 
-from .test_train import TEXT, TINY, assert_one_line_error, cli, losses, tiny
+from .test_train import TINY, assert_one_line_error, cli, losses, tiny, train_cli
 
 
 def test_cosine_warms_up_linearly_then_follows_half_a_cosine_to_the_floor():
@@ -53,19 +53,14 @@ def test_bad_schedules_are_named(settings, needle):
 
 
 def test_bad_schedule_flags_exit_2_and_write_nothing(tmp_path):
-    (tmp_path / "t.txt").write_text(TEXT)
-    proc = cli(
-        "minirnn.train",
-        "--data",
-        "t.txt",
-        *TINY,
+    proc = train_cli(
+        tmp_path,
         "--lr-schedule",
         "cosine",
         "--warmup-steps",
         "600",
         "--out",
         "run",
-        cwd=tmp_path,
     )
     assert_one_line_error(proc, "--lr-decay-steps")
     assert not (tmp_path / "run").exists()
@@ -130,19 +125,14 @@ def test_max_minutes_stops_at_the_first_step_past_the_budget_and_saves(tmp_path)
 
 
 def test_max_minutes_exits_0_and_says_how_to_continue(tmp_path):
-    (tmp_path / "t.txt").write_text(TEXT)
-    proc = cli(
-        "minirnn.train",
-        "--data",
-        "t.txt",
-        *TINY,
+    proc = train_cli(
+        tmp_path,
         "--max-steps",
         "1000",
         "--max-minutes",
         "1e-9",
         "--out",
         "run",
-        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     assert "--max-minutes 1e-09: stopped at step 1" in proc.stdout and "--resume run" in proc.stdout

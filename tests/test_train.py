@@ -150,12 +150,8 @@ def test_an_existing_run_is_never_overwritten(tmp_path):
 
 # -- what a run writes ---------------------------------------------------------------------------------------
 def test_cli_run_writes_metrics_checkpoints_and_curve(tmp_path):
-    (tmp_path / "t.txt").write_text(TEXT)
-    proc = cli(
-        "minirnn.train",
-        "--data",
-        "t.txt",
-        *TINY,
+    proc = train_cli(
+        tmp_path,
         "--max-steps",
         "12",
         "--print-every",
@@ -164,7 +160,6 @@ def test_cli_run_writes_metrics_checkpoints_and_curve(tmp_path):
         "6",
         "--checkpoint-every",
         "4",
-        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     assert "char/s" in proc.stdout and "left" in proc.stdout and "validation loss" in proc.stdout
@@ -302,20 +297,21 @@ def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeyp
     assert [s for s, _ in checkpoint.list_checkpoints(tmp_path / "run" / "checkpoints")] == [5]
 
 
+def train_cli(tmp_path, *flags):
+    """``python -m minirnn.train`` on the tiny text, written to tmp_path/t.txt, with TINY and ``flags``."""
+    (tmp_path / "t.txt").write_text(TEXT)
+    return cli("minirnn.train", "--data", "t.txt", *TINY, *flags, cwd=tmp_path)
+
+
 # A learning rate of 1e38 with clipping off overflows float32 within a few steps; a checkpoint a step.
 DIVERGING = ["--lr", "1e38", "--clip", "0", "--max-steps", "50", "--print-every", "1"]
 DIVERGING += ["--checkpoint-every", "1", "--out", "run"]
 
 
 def test_nan_from_the_cli_exits_1_with_a_message(tmp_path):
-    (tmp_path / "t.txt").write_text(TEXT)
-    proc = cli(
-        "minirnn.train",
-        "--data",
-        "t.txt",
-        *TINY,
+    proc = train_cli(
+        tmp_path,
         *DIVERGING,
-        cwd=tmp_path,
     )
     if proc.returncode == 0:
         pytest.skip("this platform's float32 did not overflow")
