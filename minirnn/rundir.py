@@ -85,8 +85,12 @@ def create_new(out: str | None) -> RunDir:
 def run_of(resume: str) -> Path:
     """The run directory a --resume names: a checkpoint's run, or a run killed before its first checkpoint."""
     p = Path(resume)
-    if p.is_dir() and (p / "config.json").is_file() and not checkpoint.list_checkpoints(p / "checkpoints"):
+    # A run directory is known by its config.json (written first), without reading its checkpoints:
+    # this runs before the lock is taken, while a process holding the run may be pruning them.
+    if p.is_dir() and (p / "config.json").is_file():
         return p
+    if p.is_dir() and p.name == "checkpoints" and (p.parent / "config.json").is_file():
+        return p.parent
     return checkpoint.find(p).parent.parent  # RUN_DIR/checkpoints/ckpt-*.json
 
 
