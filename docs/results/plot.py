@@ -42,19 +42,20 @@ def table():
 
 
 def main(out=HERE.parent / "img" / "results.png"):
-    fig, (by_time, by_step) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for path in sorted(HERE.glob("*.jsonl")):
+    fig, (by_time, by_step) = plt.subplots(1, 2, figsize=(11, 6.4))
+    paths = sorted(HERE.glob("*.jsonl"))
+    colours = plt.get_cmap("tab10").colors + ("black", "goldenrod", "lightgreen", "plum")
+    assert len(paths) <= len(colours), "more runs than colours: add colours"
+    for path, colour in zip(paths, colours):
         head, rows = read(path)
         style = "--" if head.get("estimated_minutes") else "-"
-        minutes = [r["elapsed"] / 60 for r in rows]
-        by_time.plot(minutes, [r["val_loss"] for r in rows], style, marker=".", label=head["label"])
-        line = by_step.plot(
-            [r["step"] for r in rows], [r["val_loss"] for r in rows], style, marker=".", label=head["label"]
-        )[0]
+        losses = [r["val_loss"] for r in rows]
+        by_time.plot([r["elapsed"] / 60 for r in rows], losses, style, marker=".", color=colour)
+        by_step.plot([r["step"] for r in rows], losses, style, marker=".", color=colour, label=head["label"])
         for step, loss in head.get("evaluate", {}).items():  # python -m minirnn.evaluate of a checkpoint
             at = next(r for r in rows if r["step"] == int(step))
             for ax, x in ((by_time, at["elapsed"] / 60), (by_step, int(step))):
-                ax.plot([x], [loss], "*", ms=9, color=line.get_color())
+                ax.plot([x], [loss], "*", ms=8, color=colour)
     panels = ((by_time, "minutes of training (wall clock, 2-core CPU)"), (by_step, "step"))
     for ax, xlabel in panels:
         ax.axhline(1.50, color="grey", lw=0.8, ls=":")
@@ -62,11 +63,11 @@ def main(out=HERE.parent / "img" / "results.png"):
         ax.set_ylabel("validation loss (nats/char)")
         ax.set_ylim(1.4, 2.3)
         ax.grid(alpha=0.3)
-    by_step.legend(fontsize=7, loc="upper right")
+    fig.legend(fontsize=7.5, loc="lower center", ncol=2, frameon=False)
     by_time.text(1, 1.41, "★ python -m minirnn.evaluate: every held-out character, state carried", fontsize=7)
-    by_time.set_title("against minutes: two of the runs shared the machine, see the text", fontsize=9)
+    by_time.set_title("against minutes: machines differ, some runs shared theirs (see the text)", fontsize=9)
     by_step.set_title("against steps: what the minutes do not distort", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.25, 1, 1))  # the bottom quarter for the legend
     fig.savefig(out, dpi=110)
     print(f"wrote {out}")
     print(table())
