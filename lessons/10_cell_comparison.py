@@ -146,8 +146,8 @@ if not QUICK and BUDGET == "params":  # the text below: losses near 2, accuracie
 # ahead with longer training and longer dependencies: try `STEPS = 3000`
 # (a few minutes), a larger `PARAMS`, or `BUDGET = "time"` for an equal
 # number of seconds each.
-# docs/results.md makes the same comparison at full size: about 1.9 million
-# parameters each, the recipe's 5,000 steps, on a 2-core CPU within an hour.
+# docs/results.md makes the same comparison at full size, with its own runs
+# and their figures.
 
 # %%
 each = f"{STEPS} steps each" if BUDGET == "params" else f"{SECONDS} s each"
